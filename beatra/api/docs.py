@@ -1,0 +1,63 @@
+"""OpenAPI decorations shared by every operation (headers, error responses)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+_AUTH = {"name": "Authorization", "in": "header", "required": True,
+         "schema": {"type": "string"}, "description": "Bearer API key."}
+_REQUEST_ID = {"name": "X-Request-Id", "in": "header", "required": False,
+               "schema": {"type": "string"},
+               "description": "Optional client request id echoed in the response."}
+_IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
+                "schema": {"type": "string"},
+                "description": "Optional idempotency key for safe retries of mutating requests."}
+REQUEST_ID_HEADER = {"X-Request-Id": {"description": "Request id for support correlation.",
+                                      "schema": {"type": "string"}}}
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"description": "Stable public error code"})
+    message = fields.String(required=True, metadata={"description": "Human-readable explanation"})
+    retryable = fields.Boolean(
+        required=True,
+        metadata={"description": "If true, retrying the exact same request may succeed"},
+    )
+    details = fields.Dict(allow_none=True, metadata={"description": "Code-specific info"})
+    request_id = fields.String(required=True, metadata={"description": "Echo of X-Request-Id"})
+    param = fields.String(allow_none=True, metadata={"description": "JSON Pointer to the field"})
+
+
+class ErrorResponseSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+def operation(
+    blp: Blueprint,
+    operation_id: str,
+    *,
+    auth: bool = True,
+    idempotent: bool = False,
+    errors: dict[int, str] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """operationId, the standard header parameters and documented error responses."""
+    params = [_AUTH] if auth else []
+    params.append(_REQUEST_ID)
+    if idempotent:
+        params.append(_IDEMPOTENCY)
+    responses = {422: "Validation error"}
+    if auth:
+        responses[401] = "Missing, invalid or revoked API key"
+    responses.update(errors or {})
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for status, description in sorted(responses.items()):
+            func = blp.alt_response(status, schema=ErrorResponseSchema, description=description,
+                                    headers=REQUEST_ID_HEADER)(func)
+        return blp.doc(operationId=operation_id, parameters=params)(func)
+
+    return decorate

@@ -1,0 +1,32 @@
+"""Bearer-key authentication for every route except the public ones."""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+
+from beatra.accounts.service import Caller, authenticate
+from beatra.errors import unauthorized
+
+# Blueprints reachable without a key: health, the served OpenAPI document, signed content URLs.
+PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", "content"})
+
+
+def current_caller() -> Caller:
+    return g.caller
+
+
+def _require_key() -> None:
+    if request.endpoint is None or request.blueprint in PUBLIC_BLUEPRINTS:
+        return  # unknown routes answer 404/405 whoever asks
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
+    caller = authenticate(token.strip())
+    if caller is None:
+        raise unauthorized("Invalid or revoked API key.")
+    g.caller = caller
+
+
+def init_auth(app: Flask) -> None:
+    app.before_request(_require_key)

@@ -1,0 +1,72 @@
+"""Credits: exact decimals everywhere, never floats.
+
+Amounts carry 9 decimal places. Postgres stores them as NUMERIC(24, 9). SQLite has no exact
+decimal type (NUMERIC affinity degrades to REAL), so there the same column holds integer
+nano-credits; conditional `balance >= :amount` updates stay exact on both.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import BigInteger, Numeric
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+SCALE = 9
+QUANTUM = Decimal(1).scaleb(-SCALE)
+_NANO = Decimal(10) ** SCALE
+ZERO = Decimal(0)
+
+
+def quantize(value: Decimal) -> Decimal:
+    return value.quantize(QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def parse_credits(text: str | int | Decimal) -> Decimal:
+    """Parse a user- or catalog-supplied amount; raises ValueError on junk."""
+    try:
+        value = Decimal(str(text).strip())
+    except InvalidOperation as exc:
+        raise ValueError(f"not a decimal amount: {text!r}") from exc
+    if not value.is_finite():
+        raise ValueError(f"not a finite amount: {text!r}")
+    if value != quantize(value):
+        raise ValueError(f"at most {SCALE} decimal places: {text!r}")
+    return quantize(value)
+
+
+def fmt(value: Decimal | None) -> str | None:
+    """Wire form: plain decimal string without exponent or trailing zeros."""
+    if value is None:
+        return None
+    text = format(quantize(value), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+class Credits(TypeDecorator[Decimal]):
+    impl = Numeric(24, SCALE)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(24, SCALE, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = quantize(Decimal(value))
+        if dialect.name == "sqlite":
+            return int(value * _NANO)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return quantize(Decimal(int(value)) / _NANO)
+        return quantize(Decimal(value))

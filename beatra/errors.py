@@ -1,0 +1,171 @@
+"""The public error contract: one envelope from every layer.
+
+Every non-2xx response is `{"error": {code, message, retryable, request_id, param, details}}`.
+Codes are stable (extend, never rename).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from beatra.request_id import current_request_id
+
+log = logging.getLogger(__name__)
+
+# HTTP status → default public code for errors raised by Flask/Werkzeug themselves.
+_STATUS_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    402: "insufficient_balance",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "idempotency_conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "upstream_error",
+    503: "model_unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error with a public code; raise it anywhere below a view."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retryable: bool = False,
+        param: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.param = param
+        self.details = details
+        self.headers = headers or {}
+
+
+def invalid(message: str, param: str | None = None, **details: Any) -> ApiError:
+    return ApiError(422, "invalid_request", message, param=param, details=details or None)
+
+
+def not_found(message: str = "Resource not found.") -> ApiError:
+    return ApiError(404, "not_found", message)
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message)
+
+
+def error_body(
+    code: str,
+    message: str,
+    *,
+    retryable: bool = False,
+    param: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "retryable": retryable,
+            "request_id": current_request_id(),
+            "param": param,
+            "details": details,
+        }
+    }
+
+
+def error_response(err: ApiError) -> Response:
+    body = error_body(
+        err.code, err.message, retryable=err.retryable, param=err.param, details=err.details
+    )
+    resp = Response(orjson.dumps(body), status=err.status, mimetype="application/json")
+    for key, value in err.headers.items():
+        resp.headers[key] = value
+    return resp
+
+
+def _pointer_from_messages(messages: Any, prefix: str = "") -> tuple[str, str]:
+    """First (JSON Pointer, message) out of a marshmallow/webargs error dict."""
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if key == "_schema":
+                return _pointer_from_messages(value, prefix)
+            return _pointer_from_messages(value, f"{prefix}/{_escape(str(key))}")
+    if isinstance(messages, list) and messages:
+        return _pointer_from_messages(messages[0], prefix)
+    return prefix or "", str(messages)
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def validation_error(messages: Any) -> ApiError:
+    """Turn webargs' `{location: {field: [msg]}}` into our 422 with a JSON Pointer."""
+    location = None
+    if isinstance(messages, dict) and len(messages) == 1:
+        location, messages = next(iter(messages.items()))
+    pointer, message = _pointer_from_messages(messages)
+    if location in ("query", "headers", "files", "form", "path") and pointer:
+        field = pointer.lstrip("/")
+        text = f"Invalid {location} parameter '{field}': {message}"
+    else:
+        text = f"{pointer or 'body'}: {message}" if pointer else message
+    return ApiError(422, "invalid_request", text, param=pointer or None)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(err: ApiError) -> Response:
+        return error_response(err)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException) -> Response:
+        status = err.code or 500
+        data = getattr(err, "data", None) or {}
+        if status == 422 and "messages" in data:
+            return error_response(validation_error(data["messages"]))
+        if status == 400:
+            # Malformed JSON and similar: the request cannot be processed as sent.
+            message = "Request body is not valid JSON." if "JSON" in (err.description or "") else (
+                err.description or "Bad request."
+            )
+            return error_response(ApiError(422, "invalid_request", message))
+        code = _STATUS_CODES.get(status, "invalid_request" if status < 500 else "internal_error")
+        message = {
+            404: "No such route.",
+            405: "Method not allowed on this route.",
+            413: "Request body too large.",
+        }.get(status, err.description or err.name)
+        api_err = ApiError(status, code, message, retryable=status in (429, 502, 503))
+        resp = error_response(api_err)
+        for key, value in err.get_headers():
+            if key.lower() != "content-type":  # keep e.g. Allow on 405
+                resp.headers[key] = value
+        return resp
+
+    @app.errorhandler(Exception)
+    def _unhandled(err: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(
+            ApiError(500, "internal_error", "Internal error; the request id identifies it.",
+                     retryable=True)
+        )

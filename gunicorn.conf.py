@@ -1,0 +1,18 @@
+"""gunicorn settings. Keep imports minimal: the gevent worker must patch before ssl/urllib3 load,
+which is also why there is no preload_app."""
+
+import os
+
+bind = os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Each SSE stream holds one greenlet; 1,000+ concurrent streams per worker is the design point.
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
+# With gevent the worker heartbeat is independent of request length, so minutes-long streams
+# are not killed by this; it only catches a worker whose event loop is truly stuck.
+timeout = 120
+graceful_timeout = 60
+keepalive = 75
+preload_app = False
+accesslog = None  # the app logs one JSON line per request with its request id
+errorlog = "-"
