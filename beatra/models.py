@@ -2,5 +2,6 @@
 
 from beatra.accounts.models import Account, ApiKey
 from beatra.billing.models import LedgerEntry, Wallet
+from beatra.chat.models import ReasoningMemo
 
-__all__ = ["Account", "ApiKey", "LedgerEntry", "Wallet"]
+__all__ = ["Account", "ApiKey", "LedgerEntry", "ReasoningMemo", "Wallet"]
