@@ -154,3 +154,13 @@ def ledger_ok(app: Flask) -> Iterator[None]:
     with app.app_context():
         bad = [a for a in wallet.audit_all() if not a.ok]
     assert not bad, f"ledger mismatch: {bad}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_circuits() -> Iterator[None]:
+    """Circuit breaker state is per process; no test inherits another's open circuits."""
+    from beatra.catalog.circuits import breaker
+
+    breaker.reset()
+    yield
+    breaker.reset()

@@ -15,6 +15,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from beatra.billing.money import parse_credits
 from beatra.catalog.capabilities import CAPABILITIES
 from beatra.catalog.model import Catalog, Model, Provider, Route
+from beatra.chat.policy import ChatPolicy
 
 PROVIDER_KINDS = ("openai", "minimax", "sunoapi")
 FEATURES = (
@@ -86,6 +87,11 @@ class _CatalogSchema(Schema):
             if model["id"] in seen:
                 raise ValidationError(f"duplicate model id {model['id']!r}", f"models.{i}.id")
             seen.add(model["id"])
+            if "chat.completions" in model["capabilities"]:
+                try:
+                    ChatPolicy.from_params(model["params"])
+                except ValueError as exc:
+                    raise ValidationError(str(exc), f"models.{i}.params") from None
             for j, route in enumerate(model["routes"]):
                 provider = data["providers"].get(route["provider"])
                 if provider is None:

@@ -27,7 +27,7 @@ class Route:
     upstream_model: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: modules cache derived data per model
 class Model:
     id: str
     capabilities: tuple[str, ...]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import current_app
 
-from beatra.catalog.model import Catalog, Model
+from beatra.catalog.circuits import breaker
+from beatra.catalog.model import Catalog, Model, Route
 
 EXTENSION_KEY = "beatra.catalog"
 
@@ -13,9 +14,13 @@ def current_catalog() -> Catalog:
     return current_app.extensions[EXTENSION_KEY]
 
 
+def usable_routes(model: Model) -> list[Route]:
+    """Routes in catalog order whose provider has a key and whose circuit is not open."""
+    return [r for r in model.routes if r.provider.configured and not breaker.is_open(r)]
+
+
 def servable(model: Model) -> bool:
-    """A model is listed and routable while at least one of its routes has a configured key."""
-    return any(route.provider.configured for route in model.routes)
+    return bool(usable_routes(model))
 
 
 def servable_models(catalog: Catalog) -> list[Model]:

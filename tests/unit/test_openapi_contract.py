@@ -18,7 +18,6 @@ SHARED = PROJECT_DIR.parent / "shared" / "beatra-openapi.yaml"
 VENDORED = Path(__file__).resolve().parent.parent / "contract" / "beatra-openapi.yaml"
 
 NOT_BUILT = {
-    ("/v1/chat/completions", "post"),
     ("/v1/images/generations", "post"),
     ("/v1/images/image-to-image", "post"),
     ("/v1/music/text-to-music", "post"),
@@ -76,8 +75,8 @@ class Normaliser:
             out["types"] = sorted([types] if isinstance(types, str) else types)
         if "const" in schema:
             out["enum"] = [schema["const"]]
-        if "enum" in schema:
-            out["enum"] = sorted(map(str, schema["enum"]))
+        if "enum" in schema:  # a null member just restates nullability
+            out["enum"] = sorted(str(e) for e in schema["enum"] if e is not None)
         for key in _LIMITS:
             if key in schema:
                 out[key] = float(schema[key]) if key != "pattern" else schema[key]

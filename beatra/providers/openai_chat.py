@@ -1,0 +1,155 @@
+"""OpenAI-compatible chat upstreams (OpenAI, DeepSeek, Kimi, GLM, Hunyuan, Doubao, Qwen…).
+
+Knows the wire format and how failures look; knows nothing about accounts or billing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import requests
+
+from beatra.catalog.model import Provider
+from beatra.providers.http import upstream_session
+
+
+@dataclass
+class UpstreamFailure(Exception):
+    """A failed upstream call, classified for the gateway.
+
+    kind: rejected (the request's fault → 422), unavailable (→ 503), error (→ 502).
+    try_next: another route may succeed. retryable: the same request to beatra may succeed.
+    """
+
+    kind: str
+    message: str
+    status: int | None = None
+    param: str | None = None
+    try_next: bool = True
+    retryable: bool = True
+    retry_after: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+def _error_fields(resp: requests.Response) -> tuple[str, str | None, str | None]:
+    """(message, code, param) from an OpenAI-style error body, tolerating anything else."""
+    try:
+        body = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        return (resp.text[:300] or resp.reason or f"HTTP {resp.status_code}"), None, None
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        code = err.get("code") or err.get("type")
+        return str(err.get("message") or code or resp.status_code), \
+            (str(code) if code else None), err.get("param")
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"]), None, None
+    return f"HTTP {resp.status_code}", None, None
+
+
+def classify(resp: requests.Response, provider: str) -> UpstreamFailure:
+    status = resp.status_code
+    message, code, param = _error_fields(resp)
+    where = f"upstream {provider} answered {status}: {message}"
+    if status == 429:
+        if code == "insufficient_quota":
+            return UpstreamFailure("unavailable", where, status, retryable=False)
+        return UpstreamFailure("unavailable", where, status,
+                               retry_after=resp.headers.get("retry-after"))
+    if status in (401, 403):
+        return UpstreamFailure("unavailable", f"upstream {provider} refused our credentials",
+                               status, retryable=False)
+    if status == 404:
+        return UpstreamFailure("unavailable", where, status, retryable=False)
+    if status == 408:
+        return UpstreamFailure("error", where, status)
+    if 400 <= status < 500:
+        pointer = f"/{param}" if isinstance(param, str) and param else None
+        return UpstreamFailure("rejected", message, status, param=pointer, try_next=False,
+                               retryable=False)
+    if status == 503:
+        return UpstreamFailure("unavailable", where, status,
+                               retry_after=resp.headers.get("retry-after"))
+    return UpstreamFailure("error", where, status)
+
+
+def send(provider: Provider, body: dict[str, Any], *, stream: bool) -> requests.Response:
+    """POST {base}/chat/completions; raises UpstreamFailure for transport errors and non-2xx."""
+    try:
+        resp = upstream_session().post(
+            f"{provider.base_url}/chat/completions",
+            data=orjson.dumps(body),
+            headers={"Authorization": f"Bearer {provider.api_key}",
+                     "Content-Type": "application/json",
+                     "Accept": "text/event-stream" if stream else "application/json"},
+            timeout=(provider.connect_timeout, provider.read_timeout),
+            stream=stream,
+        )
+    except requests.ConnectionError as exc:
+        if isinstance(exc, requests.ConnectTimeout) or "timed out" not in str(exc):
+            raise UpstreamFailure("unavailable",
+                                  f"cannot reach upstream {provider.name}") from None
+        raise UpstreamFailure("error", f"upstream {provider.name} timed out") from None
+    except requests.Timeout:
+        raise UpstreamFailure("error", f"upstream {provider.name} timed out") from None
+    except requests.RequestException as exc:
+        raise UpstreamFailure("error", f"upstream {provider.name} failed: "
+                                       f"{type(exc).__name__}") from None
+    if resp.status_code >= 400:
+        try:
+            raise classify(resp, provider.name)
+        finally:
+            resp.close()
+    return resp
+
+
+def read_json(resp: requests.Response, provider: str) -> dict[str, Any]:
+    try:
+        body = orjson.loads(resp.content)
+    except (orjson.JSONDecodeError, requests.RequestException):
+        raise UpstreamFailure("error", f"upstream {provider} sent a malformed body") from None
+    if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
+        raise UpstreamFailure("error", f"upstream {provider} sent an unexpected body")
+    return body
+
+
+class IncompleteStream(Exception):
+    """The upstream's SSE stream ended without its `[DONE]` terminator."""
+
+
+def sse_data(resp: requests.Response) -> Iterator[bytes]:
+    """The `data:` payloads of an SSE response, as they arrive, until `[DONE]`.
+
+    Comments and other fields are skipped; multi-line data is joined with newlines.
+    Raises requests exceptions if the connection breaks.
+    """
+    buf = b""
+    data: list[bytes] = []
+    for chunk in resp.iter_content(chunk_size=None):
+        buf += chunk
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            line, buf = buf[:nl].rstrip(b"\r"), buf[nl + 1:]
+            if not line:
+                if data:
+                    payload = b"\n".join(data)
+                    data = []
+                    if payload.strip() == b"[DONE]":
+                        return
+                    yield payload
+            elif line.startswith(b"data:"):
+                value = line[5:]
+                data.append(value[1:] if value.startswith(b" ") else value)
+    if data:
+        payload = b"\n".join(data)
+        if payload.strip() == b"[DONE]":
+            return
+        yield payload
+    raise IncompleteStream("upstream closed the stream before [DONE]")
