@@ -1,0 +1,134 @@
+"""Real processes on loopback for end-to-end tests: the sandbox upstream, gunicorn with the
+gevent worker, and the operator CLI, all against one temporary SQLite database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: process exited {proc.returncode}\n{log.read_text()}")
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up\n{log.read_text()}")
+
+
+class Stack:
+    """One gateway stack in `workdir`. Start what a test needs; stop() ends it all."""
+
+    def __init__(self, workdir: Path, catalog: Path | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        self.dir = workdir
+        self.sandbox_port = free_port()
+        self.port = free_port()
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("BEATRA_")},
+            # The suite's database choice (Postgres in CI's second run) applies here too.
+            "DATABASE_URL": os.environ.get("BEATRA_TEST_DATABASE_URL")
+            or f"sqlite:///{workdir / 'beatra.db'}",
+            "BEATRA_CATALOG": str(catalog or ROOT / "catalogs" / "sandbox.yaml"),
+            "BEATRA_SANDBOX_URL": f"http://127.0.0.1:{self.sandbox_port}",
+            "BEATRA_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
+            "BEATRA_STORAGE_URL": f"file://{workdir / 'artifacts'}",
+            "BEATRA_VAR_DIR": str(workdir / "var"),
+            "BEATRA_LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        self.env.pop("REDIS_URL", None)
+        if env and "REDIS_URL" in env:
+            self.env["REDIS_URL"] = env["REDIS_URL"]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
+    def _spawn(self, name: str, args: list[str], extra_env: Mapping[str, str] | None = None
+               ) -> tuple[subprocess.Popen, Path]:
+        log = self.dir / f"{name}.log"
+        proc = subprocess.Popen(args, cwd=ROOT, env={**self.env, **(extra_env or {})},
+                                stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs[name] = proc
+        return proc, log
+
+    def flask(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "flask", "--app", "beatra", *args],
+                              cwd=ROOT, env=self.env, capture_output=True, text=True,
+                              check=check, timeout=60)
+
+    def migrate(self) -> None:
+        self.flask("db", "upgrade")
+
+    def start_sandbox(self) -> None:
+        proc, log = self._spawn("sandbox", [sys.executable, "-m", "beatra.sandbox",
+                                            "--port", str(self.sandbox_port)])
+        wait_http(f"{self.sandbox_url}/health", proc, log)
+
+    def start_gateway(self, workers: int = 1) -> None:
+        proc, log = self._spawn(
+            "gateway", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            {"BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)})
+        wait_http(f"{self.url}/v1/health", proc, log)
+
+    def create_account(self, credits: str = "100", name: str = "e2e") -> tuple[str, str]:
+        out = self.flask("accounts", "create", "--name", name, "--credits", credits, "--json")
+        account_id = json.loads(out.stdout)["account_id"]
+        key = json.loads(self.flask("keys", "create", "--account", account_id,
+                                    "--json").stdout)["api_key"]
+        return account_id, key
+
+    def balance(self, account_id: str) -> Decimal:
+        out = self.flask("credits", "show", "--account", account_id, "--json")
+        return Decimal(json.loads(out.stdout)["balance"])
+
+    def ledger(self, account_id: str, limit: int = 1000) -> list[dict]:
+        out = self.flask("credits", "show", "--account", account_id, "--json",
+                         "--limit", str(limit))
+        return json.loads(out.stdout)["ledger"]
+
+    def audit_ok(self) -> bool:
+        return self.flask("credits", "audit", check=False).returncode == 0
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
