@@ -78,7 +78,8 @@ def authenticate(presented: str) -> Caller | None:
     prefix, sep, _ = presented[len(KEY_PREFIX):].partition("_")
     if not sep or len(prefix) != _PREFIX_LEN:
         return None
-    row = db.session.execute(_lookup, {"prefix": prefix}).first()
+    with db.engine.connect() as conn:  # one indexed read; no session bookkeeping per request
+        row = conn.execute(_lookup, {"prefix": prefix}).first()
     # Hash even on a miss so timing does not reveal which prefixes exist.
     digest = _hash(presented)
     if row is None:

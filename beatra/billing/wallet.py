@@ -10,13 +10,16 @@ No read-modify-write in Python: concurrent reserves can never overdraw.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from beatra.billing.models import LedgerEntry, Wallet
-from beatra.billing.money import ZERO, quantize
+from beatra.billing.money import ZERO, Credits, quantize
 from beatra.errors import ApiError
 from beatra.extensions import db
 from beatra.timeutil import utcnow
@@ -50,71 +53,80 @@ def create_wallet(account_id: str) -> None:
     db.session.execute(insert(_wallets).values(account_id=account_id, balance=ZERO))
 
 
+@contextmanager
+def _transaction(own: bool) -> Iterator[Any]:
+    """Where a movement runs. Default: in the request's session, committing it, so pending
+    changes there (a task row, a state transition) land atomically with the movement.
+    own=True: a short Core transaction on its own pooled connection; cheaper, used by the
+    chat hot path, which has nothing else to commit."""
+    if own:
+        with db.engine.begin() as conn:
+            yield conn
+        return
+    session = db.session
+    try:
+        yield session
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+
+
+# Statements built once (constructing SQL expressions costs more than running them here).
+_TAKE_IF_COVERED = (
+    update(_wallets)
+    .where(_wallets.c.account_id == bindparam("account"),
+           _wallets.c.balance >= bindparam("amount", type_=Credits()))
+    .values(balance=_wallets.c.balance - bindparam("amount", type_=Credits()))
+)
+_ADD = (
+    update(_wallets)
+    .where(_wallets.c.account_id == bindparam("account"))
+    .values(balance=_wallets.c.balance + bindparam("amount", type_=Credits()))
+)
+_RECORD = insert(_ledger)
+
+
 def grant(account_id: str, amount: Decimal, *, reason: str | None = None,
           ref: str | None = None) -> None:
     amount = quantize(amount)
     if amount <= 0:
         raise ValueError("grant amount must be positive")
-    session = db.session
-    result = session.execute(
-        update(_wallets)
-        .where(_wallets.c.account_id == account_id)
-        .values(balance=_wallets.c.balance + amount)
-    )
-    if result.rowcount != 1:
-        session.rollback()
-        raise LookupError(f"no wallet for account {account_id}")
-    session.execute(insert(_ledger), [_entry(account_id, "grant", amount, ref, reason)])
-    session.commit()
+    with _transaction(own=False) as tx:
+        result = tx.execute(_ADD, {"account": account_id, "amount": amount})
+        if result.rowcount != 1:
+            raise LookupError(f"no wallet for account {account_id}")
+        tx.execute(_RECORD, [_entry(account_id, "grant", amount, ref, reason)])
 
 
-def reserve(account_id: str, amount: Decimal, ref: str) -> Decimal:
+def reserve(account_id: str, amount: Decimal, ref: str, *, own: bool = False) -> Decimal:
     """Hold `amount` or raise InsufficientBalance. Returns the held amount."""
     amount = quantize(amount)
-    session = db.session
-    result = session.execute(
-        update(_wallets)
-        .where(_wallets.c.account_id == account_id, _wallets.c.balance >= amount)
-        .values(balance=_wallets.c.balance - amount)
-    )
-    if result.rowcount != 1:
-        session.rollback()
-        raise InsufficientBalance(amount)
-    session.execute(insert(_ledger), [_entry(account_id, "reserve", -amount, ref, None)])
-    session.commit()
+    with _transaction(own) as tx:
+        result = tx.execute(_TAKE_IF_COVERED, {"account": account_id, "amount": amount})
+        if result.rowcount != 1:
+            raise InsufficientBalance(amount)
+        tx.execute(_RECORD, [_entry(account_id, "reserve", -amount, ref, None)])
     return amount
 
 
-def settle(account_id: str, reserved: Decimal, charge: Decimal, ref: str) -> Decimal:
+def settle(account_id: str, reserved: Decimal, charge: Decimal, ref: str, *,
+           own: bool = False) -> Decimal:
     """Capture `charge` (capped at the hold) and release the hold. Returns what was charged."""
     charge = min(quantize(charge), reserved)
-    session = db.session
-    session.execute(
-        update(_wallets)
-        .where(_wallets.c.account_id == account_id)
-        .values(balance=_wallets.c.balance + (reserved - charge))
-    )
-    session.execute(
-        insert(_ledger),
-        [
-            _entry(account_id, "release", reserved, ref, None),
-            _entry(account_id, "capture", -charge, ref, None),
-        ],
-    )
-    session.commit()
+    with _transaction(own) as tx:
+        tx.execute(_ADD, {"account": account_id, "amount": reserved - charge})
+        tx.execute(_RECORD, [_entry(account_id, "release", reserved, ref, None),
+                             _entry(account_id, "capture", -charge, ref, None)])
     return charge
 
 
-def refund(account_id: str, amount: Decimal, ref: str, reason: str | None = None) -> None:
+def refund(account_id: str, amount: Decimal, ref: str, reason: str | None = None, *,
+           own: bool = False) -> None:
     """Give a whole hold back (failed or canceled work)."""
-    session = db.session
-    session.execute(
-        update(_wallets)
-        .where(_wallets.c.account_id == account_id)
-        .values(balance=_wallets.c.balance + amount)
-    )
-    session.execute(insert(_ledger), [_entry(account_id, "refund", amount, ref, reason)])
-    session.commit()
+    with _transaction(own) as tx:
+        tx.execute(_ADD, {"account": account_id, "amount": amount})
+        tx.execute(_RECORD, [_entry(account_id, "refund", amount, ref, reason)])
 
 
 def balance(account_id: str) -> Decimal | None:

@@ -63,7 +63,8 @@ class ChatCall:
 
     def settle(self, counts: UsageCounts | None) -> Decimal:
         amount = charge(counts, self.model) if counts else ZERO
-        charged = wallet.settle(self.account_id, self.reserved, amount, self.request_id)
+        charged = wallet.settle(self.account_id, self.reserved, amount, self.request_id,
+                                own=True)
         if amount > self.reserved:
             log.warning("usage exceeded the reserve; charged the reserve",
                         extra={"fields": {"model": self.model.id, "usage_credits": str(amount)}})
@@ -80,7 +81,8 @@ def complete(request: dict[str, Any], account_id: str, request_id: str,
     policy = policy_for(model)
     call = ChatCall(account_id, request_id, request, catalog, model, policy)
     call.reserved = wallet.reserve(
-        account_id, reserve_amount(request, model, policy.output_limit(request)), request_id
+        account_id, reserve_amount(request, model, policy.output_limit(request)), request_id,
+        own=True,
     )
     try:
         if request.get("stream"):

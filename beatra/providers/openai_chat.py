@@ -13,7 +13,7 @@ import orjson
 import requests
 
 from beatra.catalog.model import Provider
-from beatra.providers.http import upstream_session
+from beatra.providers import http
 
 
 @dataclass
@@ -81,12 +81,12 @@ def classify(resp: requests.Response, provider: str) -> UpstreamFailure:
 def send(provider: Provider, body: dict[str, Any], *, stream: bool) -> requests.Response:
     """POST {base}/chat/completions; raises UpstreamFailure for transport errors and non-2xx."""
     try:
-        resp = upstream_session().post(
+        resp = http.post(
             f"{provider.base_url}/chat/completions",
-            data=orjson.dumps(body),
-            headers={"Authorization": f"Bearer {provider.api_key}",
-                     "Content-Type": "application/json",
-                     "Accept": "text/event-stream" if stream else "application/json"},
+            orjson.dumps(body),
+            {"Authorization": f"Bearer {provider.api_key}",
+             "Content-Type": "application/json",
+             "Accept": "text/event-stream" if stream else "application/json"},
             timeout=(provider.connect_timeout, provider.read_timeout),
             stream=stream,
         )

@@ -30,7 +30,8 @@ _STREAM_DOC = {"responses": {"200": {"content": {"text/event-stream": {"schema":
     502: "Model request failed",
     503: "Model temporarily unavailable",
 })
-@blp.arguments(ChatCompletionRequestSchema)
+# An instance, not the class: webargs would build (and deep-copy) a new schema per request.
+@blp.arguments(ChatCompletionRequestSchema())
 @blp.response(200, ChatCompletionResponseSchema, headers=REQUEST_ID_HEADER,
               description="Sync completion or streaming chat completion chunks")
 @blp.doc(**_STREAM_DOC)
