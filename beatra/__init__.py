@@ -101,13 +101,15 @@ def register_blueprints(app: Flask) -> None:
     from beatra.api.catalog.routes import blp as catalog_blp
     from beatra.api.chat.routes import blp as chat_blp
     from beatra.api.chat.schemas import UNION_COMPONENTS
+    from beatra.api.content.routes import blp as content_blp
     from beatra.api.health.routes import blp as health_blp
     from beatra.api.unions import component_name
+    from beatra.api.uploads.routes import blp as uploads_blp
 
     # Schemas referenced only from union fields must exist as components before use.
     for schema in UNION_COMPONENTS:
         rest_api.spec.components.schema(component_name(schema), schema=schema)
-    for blp in (health_blp, catalog_blp, chat_blp):
+    for blp in (health_blp, catalog_blp, chat_blp, uploads_blp, content_blp):
         rest_api.register_blueprint(blp)
 
 

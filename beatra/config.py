@@ -29,6 +29,11 @@ class Settings:
     log_level: str = "INFO"
     # Bodies above this are refused with 413 before they are read (uploads have their own cap).
     max_json_body_bytes: int = 16 * 1024 * 1024
+    # Largest file POST /v1/uploads (and a fetched media URL) may carry: the contract's 100 MB.
+    upload_max_bytes: int = 100 * 1024 * 1024
+    # HMAC key for signed content URLs. Empty: a dev key is generated once under the var dir
+    # (beatra.storage.signing); production must set BEATRA_SECRET_KEY.
+    secret_key: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -42,6 +47,7 @@ class Settings:
             sandbox_url=(env.get("BEATRA_SANDBOX_URL") or DEFAULT_SANDBOX_URL).rstrip("/"),
             net_allowlist=env.get("BEATRA_NET_ALLOWLIST", ""),
             log_level=env.get("BEATRA_LOG_LEVEL", "INFO"),
+            secret_key=env.get("BEATRA_SECRET_KEY", ""),
         )
 
 

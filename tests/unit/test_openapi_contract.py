@@ -22,7 +22,6 @@ NOT_BUILT = {
     ("/v1/images/image-to-image", "post"),
     ("/v1/music/text-to-music", "post"),
     ("/v1/music/reference-audio-to-music", "post"),
-    ("/v1/uploads", "post"),
     ("/v1/tasks", "get"),
     ("/v1/tasks/{task_id}", "get"),
     ("/v1/tasks/{task_id}/cancel", "post"),

@@ -1,0 +1,1 @@
+"""Artifacts: content-addressed media owned by one account (model, stores, sniffing, probing)."""
