@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,13 @@ def _wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30)
             pass
         time.sleep(0.2)
     sys.exit(f"{what} did not answer at {url} within {timeout:.0f}s")
+
+
+def _require_free(port: int, what: str, variable: str) -> None:
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", port)) == 0:
+            sys.exit(f"port {port} for the {what} is in use; stop what holds it or set "
+                     f"{variable}")
 
 
 def _demo_key() -> str:
@@ -59,6 +67,8 @@ def main() -> None:
     env.setdefault("BEATRA_PUBLIC_URL", f"http://127.0.0.1:{PORT}")
     env.setdefault("BEATRA_NET_ALLOWLIST", "127.0.0.1")
     os.environ.update(env)
+    _require_free(PORT, "gateway", "BEATRA_PORT")
+    _require_free(SANDBOX_PORT, "sandbox upstream", "BEATRA_SANDBOX_PORT")
     key = _demo_key()
 
     procs = [
