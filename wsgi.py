@@ -1,5 +1,8 @@
 """WSGI entry point for gunicorn: `gunicorn -c gunicorn.conf.py wsgi:app`."""
 
 from beatra import create_app
+from beatra.tasks.runtime import start_embedded_runner
 
 app = create_app()
+# Without REDIS_URL, tasks run inside each web worker (embedded mode); no-op with Redis.
+start_embedded_runner(app)

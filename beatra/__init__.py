@@ -103,13 +103,17 @@ def register_blueprints(app: Flask) -> None:
     from beatra.api.chat.schemas import UNION_COMPONENTS
     from beatra.api.content.routes import blp as content_blp
     from beatra.api.health.routes import blp as health_blp
+    from beatra.api.images.routes import blp as images_blp
+    from beatra.api.media_inputs import MEDIA_INPUT_COMPONENTS
+    from beatra.api.tasks.routes import blp as tasks_blp
     from beatra.api.unions import component_name
     from beatra.api.uploads.routes import blp as uploads_blp
 
     # Schemas referenced only from union fields must exist as components before use.
-    for schema in UNION_COMPONENTS:
+    for schema in (*UNION_COMPONENTS, *MEDIA_INPUT_COMPONENTS):
         rest_api.spec.components.schema(component_name(schema), schema=schema)
-    for blp in (health_blp, catalog_blp, chat_blp, uploads_blp, content_blp):
+    for blp in (health_blp, catalog_blp, chat_blp, uploads_blp, content_blp, tasks_blp,
+                images_blp):
         rest_api.register_blueprint(blp)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,13 @@ class Settings:
     # HMAC key for signed content URLs. Empty: a dev key is generated once under the var dir
     # (beatra.storage.signing); production must set BEATRA_SECRET_KEY.
     secret_key: str = ""
+    # Task engine (beatra.tasks), in seconds; tests and benchmarks shorten them.
+    task_heartbeat_seconds: float = 10.0  # a running task renews its lease this often
+    task_lease_seconds: float = 45.0  # a claim not renewed for this long is presumed dead
+    task_sweep_seconds: float = 15.0  # how often the sweeper looks for lost work
+    task_requeue_seconds: float = 120.0  # a queued task untouched this long is enqueued again
+    task_max_attempts: int = 3  # starts (crash recoveries included) before a task fails
+    task_worker_threads: int = 16  # embedded runner: concurrent tasks per web process
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -48,7 +56,30 @@ class Settings:
             net_allowlist=env.get("BEATRA_NET_ALLOWLIST", ""),
             log_level=env.get("BEATRA_LOG_LEVEL", "INFO"),
             secret_key=env.get("BEATRA_SECRET_KEY", ""),
+            **_task_env(env),
         )
+
+
+_TASK_ENV = {
+    "task_heartbeat_seconds": ("BEATRA_TASK_HEARTBEAT_SECONDS", float),
+    "task_lease_seconds": ("BEATRA_TASK_LEASE_SECONDS", float),
+    "task_sweep_seconds": ("BEATRA_TASK_SWEEP_SECONDS", float),
+    "task_requeue_seconds": ("BEATRA_TASK_REQUEUE_SECONDS", float),
+    "task_max_attempts": ("BEATRA_TASK_MAX_ATTEMPTS", int),
+    "task_worker_threads": ("BEATRA_TASK_THREADS", int),
+}
+
+
+def _task_env(env: Mapping[str, str]) -> dict[str, float | int]:
+    """Task engine knobs that are set in the environment (unset ones keep their defaults)."""
+    out: dict[str, float | int] = {}
+    for name, (var, kind) in _TASK_ENV.items():
+        if env.get(var):
+            try:
+                out[name] = kind(env[var])
+            except ValueError:
+                raise SystemExit(f"{var} must be a number, not {env[var]!r}") from None
+    return out
 
 
 def normalise_database_url(url: str) -> str:

@@ -4,5 +4,6 @@ from beatra.accounts.models import Account, ApiKey
 from beatra.billing.models import LedgerEntry, Wallet
 from beatra.chat.models import ReasoningMemo
 from beatra.storage.models import Artifact
+from beatra.tasks.models import Task
 
-__all__ = ["Account", "ApiKey", "Artifact", "LedgerEntry", "ReasoningMemo", "Wallet"]
+__all__ = ["Account", "ApiKey", "Artifact", "LedgerEntry", "ReasoningMemo", "Task", "Wallet"]

@@ -28,5 +28,23 @@ CAPABILITIES: dict[str, Capability] = {
             "OpenAI-compatible chat completions, sync or streamed (SSE).",
             frozenset({"openai"}),
         ),
+        Capability(
+            "images.generations",
+            "/v1/images/generations",
+            "text",
+            "image",
+            "async",
+            "Images from a text prompt (GPT Image), as a task.",
+            frozenset({"openai"}),
+        ),
+        Capability(
+            "images.image_to_image",
+            "/v1/images/image-to-image",
+            "image",
+            "image",
+            "async",
+            "Images from 1-16 input images and a prompt (GPT Image edits), as a task.",
+            frozenset({"openai"}),
+        ),
     )
 }

@@ -18,13 +18,8 @@ SHARED = PROJECT_DIR.parent / "shared" / "beatra-openapi.yaml"
 VENDORED = Path(__file__).resolve().parent.parent / "contract" / "beatra-openapi.yaml"
 
 NOT_BUILT = {
-    ("/v1/images/generations", "post"),
-    ("/v1/images/image-to-image", "post"),
     ("/v1/music/text-to-music", "post"),
     ("/v1/music/reference-audio-to-music", "post"),
-    ("/v1/tasks", "get"),
-    ("/v1/tasks/{task_id}", "get"),
-    ("/v1/tasks/{task_id}/cancel", "post"),
 }
 _LIMITS = ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "pattern")
 

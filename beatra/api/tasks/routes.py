@@ -1,0 +1,92 @@
+"""GET /v1/tasks, GET /v1/tasks/{task_id}, POST /v1/tasks/{task_id}/cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask_smorest import Blueprint
+from werkzeug.routing import BaseConverter
+
+from beatra.api.docs import REQUEST_ID_HEADER, operation
+from beatra.api.tasks.schemas import (
+    CANCEL_BODY_DOC,
+    TaskCancelRequestSchema,
+    TaskEnvelopeSchema,
+    TaskListQuerySchema,
+    TaskListResponseSchema,
+    expand_fields,
+)
+from beatra.auth import current_caller
+from beatra.tasks import service, views
+
+blp = Blueprint("tasks", __name__, url_prefix="/v1")
+
+
+class IdConverter(BaseConverter):
+    """Any one path segment. Documented as a plain string, like the contract (the default
+    converter would add minLength: 1)."""
+
+
+blp.record_once(lambda state: state.app.url_map.converters.setdefault("id", IdConverter))
+
+
+_TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _params(*extra: dict[str, Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add parameters to the operation's documented list. `operation()` sets that list by hand,
+    which replaces the one flask-smorest builds from query schemas and path rules; apply this
+    outside `operation()`. A `{"in": "query", "schema": S}` entry expands to S's fields."""
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        manual = func._apidoc.setdefault("manual_doc", {})  # type: ignore[attr-defined]
+        manual["parameters"] = [*extra, *manual.get("parameters", [])]
+        return func
+    return decorate
+
+
+@blp.route("/tasks", methods=["GET"])
+@_params({"in": "query", "schema": TaskListQuerySchema})
+@operation(blp, "list_tasks_v1_tasks_get")
+@blp.arguments(TaskListQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, TaskListResponseSchema, headers=REQUEST_ID_HEADER)
+def list_tasks(**args: Any) -> dict[str, Any]:
+    """List the caller's tasks
+
+    Returns TaskSummary by default. Use `?expand=output,usage,billing,callback,input` or
+    `?expand=all` to return full TaskEnvelope items.
+    """
+    page = service.list_tasks(
+        current_caller().account_id,
+        statuses=args.get("status"), capabilities=args.get("capability"),
+        created_after=args.get("created_after"), created_before=args.get("created_before"),
+        limit=args["limit"], cursor=args.get("cursor"), order=args["order"],
+    )
+    data = views.render(page.tasks, expand_fields(args.get("expand")))
+    return {"data": data, "next_cursor": page.next_cursor, "has_more": page.has_more}
+
+
+@blp.route("/tasks/<id:task_id>", methods=["GET"])
+@_params(_TASK_ID)
+@operation(blp, "get_task_v1_tasks__task_id__get", errors={404: "Not Found"})
+@blp.response(200, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER)
+def get_task(task_id: str) -> dict[str, Any]:
+    """Get a task by id"""
+    return views.envelope(service.get_task(current_caller().account_id, task_id))
+
+
+@blp.route("/tasks/<id:task_id>/cancel", methods=["POST"])
+@_params(_TASK_ID)
+@operation(blp, "cancel_task_v1_tasks__task_id__cancel_post", idempotent=True,
+           errors={404: "Not Found"})
+@blp.arguments(TaskCancelRequestSchema, location="json", required=False)
+@blp.doc(**CANCEL_BODY_DOC)
+@blp.response(200, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER,
+              description="Already terminal; returns final state (idempotent)")
+@blp.alt_response(202, schema=TaskEnvelopeSchema, headers=REQUEST_ID_HEADER,
+                  description="Cancel requested; the body is the task as of now (a queued task "
+                              "is already canceled, a running one stops at its next checkpoint)")
+def cancel_task(body: dict[str, Any], task_id: str) -> tuple[dict[str, Any], int]:
+    """Cancel a task (best-effort)"""
+    task, was_terminal = service.cancel(current_caller().account_id, task_id, body.get("reason"))
+    return views.envelope(task), 200 if was_terminal else 202

@@ -1,0 +1,1 @@
+"""Image generation (text-to-image, image-to-image) as asynchronous tasks."""

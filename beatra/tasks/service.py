@@ -1,0 +1,183 @@
+"""Tasks for the API: submit (reserve + queue), look up, list with a keyset cursor, cancel.
+
+Every query is scoped to the caller's account: another account's task id answers exactly like
+a missing one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+
+from beatra.billing import wallet
+from beatra.errors import invalid, not_found
+from beatra.extensions import db
+from beatra.request_id import current_request_id
+from beatra.tasks import states
+from beatra.tasks.models import Task
+from beatra.tasks.pricing import PriceTable
+from beatra.tasks.runtime import current_runtime
+from beatra.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_id_lock = threading.Lock()
+_last_id: tuple[int, int] = (0, 0)
+
+
+def task_id_for(created_at: datetime) -> str:
+    """`task_<ULID>` whose time part is `created_at` (so id order is creation order, which the
+    list's keyset cursor relies on), monotonic within this process for the same millisecond."""
+    global _last_id
+    ms = int(created_at.timestamp() * 1000)
+    with _id_lock:
+        last_ms, last_rand = _last_id
+        rand = last_rand + 1 if ms == last_ms else int.from_bytes(os.urandom(10), "big")
+        rand &= (1 << 80) - 1
+        _last_id = (ms, rand)
+    value = (ms << 80) | rand
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "task_" + "".join(reversed(chars))
+
+
+def submit(
+    *,
+    account_id: str,
+    capability: str,
+    requested_model: str,
+    resolved_model: str,
+    task_input: dict[str, Any],
+    hold: Decimal,
+    prices: PriceTable,
+    warnings: list[dict[str, Any]] | None = None,
+    metadata: dict[str, str] | None = None,
+    state: dict[str, Any] | None = None,
+) -> Task:
+    """Create a queued task holding `hold` credits and send its message.
+
+    The row and the hold commit together; InsufficientBalance (402) leaves nothing behind. The
+    message is sent after the commit; if that fails the sweeper sends it later.
+    """
+    now = utcnow()
+    task = Task(
+        id=task_id_for(now), account_id=account_id, capability=capability,
+        model=requested_model, resolved_model=resolved_model, status="queued",
+        request_id=current_request_id() or None, meta=metadata, input=task_input,
+        state={**(state or {}), "pricing": prices.to_state()},
+        progress={"stage": "queued", "percent": 0, "message": None},
+        warnings=list(warnings or []), reserved_credits=hold, attempts=0,
+        created_at=now, enqueued_at=now,
+    )
+    db.session.add(task)
+    if hold > 0:
+        wallet.reserve(account_id, hold, task.id)  # commits the row with the hold
+    else:
+        db.session.commit()
+    try:
+        current_runtime().enqueue(task.id)
+    except Exception:
+        # The task is safely queued in the database; the sweeper re-sends lost messages.
+        log.exception("could not enqueue task; the sweeper will", extra={"fields": {
+            "task_id": task.id}})
+    return task
+
+
+def get_task(account_id: str, task_id: str) -> Task:
+    if not isinstance(task_id, str) or len(task_id) > 40:
+        raise not_found("No such task.")
+    task = db.session.scalars(
+        select(Task).where(Task.id == task_id, Task.account_id == account_id)
+    ).first()
+    if task is None:
+        raise not_found("No such task.")
+    return task
+
+
+@dataclass(frozen=True)
+class Page:
+    tasks: list[Task]
+    next_cursor: str | None
+    has_more: bool
+
+
+def _encode_cursor(order: str, last_id: str) -> str:
+    raw = orjson.dumps({"v": 1, "o": order, "id": last_id})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str, order: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = orjson.loads(raw)
+        last_id = data["id"]
+        ok = data.get("v") == 1 and isinstance(last_id, str) and len(last_id) <= 40
+    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        ok = False
+    if not ok:
+        raise invalid("cursor is not one this API returned.", "/cursor")
+    if data.get("o") != order:
+        raise invalid(f"cursor was returned for order={data.get('o')}; pass the same order.",
+                      "/order")
+    return last_id
+
+
+def list_tasks(
+    account_id: str,
+    *,
+    statuses: list[str] | None = None,
+    capabilities: list[str] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+    order: str = "desc",
+) -> Page:
+    """Keyset pagination on the task id (a ULID: creation order). New tasks never shift the
+    pages after a cursor: in `desc` they sort before it, in `asc` they come on later pages."""
+    query = select(Task).where(Task.account_id == account_id)
+    if statuses:
+        query = query.where(Task.status.in_(statuses))
+    if capabilities:
+        query = query.where(Task.capability.in_(capabilities))
+    if created_after is not None:
+        query = query.where(Task.created_at > created_after)
+    if created_before is not None:
+        query = query.where(Task.created_at < created_before)
+    if cursor:
+        last_id = _decode_cursor(cursor, order)
+        query = query.where(Task.id < last_id if order == "desc" else Task.id > last_id)
+    query = query.order_by(Task.id.desc() if order == "desc" else Task.id.asc()).limit(limit + 1)
+    rows = list(db.session.scalars(query))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = _encode_cursor(order, rows[-1].id) if has_more and rows else None
+    return Page(rows, next_cursor, has_more)
+
+
+def cancel(account_id: str, task_id: str, reason: str | None) -> tuple[Task, bool]:
+    """(task, was_already_terminal). A task nobody is running (queued, parked, or whose
+    worker died) is canceled and refunded at once; a running one is asked to stop at its next
+    checkpoint."""
+    task = get_task(account_id, task_id)
+    if task.terminal:
+        return task, True
+    db.session.commit()  # end the read; the transitions below are conditional anyway
+    if not states.cancel_now(account_id, task_id, reason):
+        states.request_cancel(account_id, task_id, reason)
+    task = get_task(account_id, task_id)
+    # It may have finished on its own between our read and our update: that is "terminal".
+    return task, task.terminal and task.status != "canceled"

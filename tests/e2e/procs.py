@@ -1,0 +1,258 @@
+"""Process helpers for end-to-end tests of asynchronous work (images, music, webhooks).
+
+`TaskStack` is the chat tests' `Stack` (sandbox + gunicorn with the gevent worker + the CLI on
+one temporary database) plus what tasks need: quick engine timings, Redis mode with separate
+`dramatiq beatra.tasks.worker` processes, killing and restarting those (or gunicorn's workers
+in embedded mode), an in-process app on the same database for direct checks, and polling.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+from flask import Flask
+
+from tests.e2e.stack import Stack
+
+T = TypeVar("T")
+
+# Engine timings for tests: a dead worker's task is picked up within ~lease + sweep seconds.
+FAST_TASKS = {
+    "BEATRA_TASK_HEARTBEAT_SECONDS": "0.5",
+    "BEATRA_TASK_LEASE_SECONDS": "3",
+    "BEATRA_TASK_SWEEP_SECONDS": "1",
+    "BEATRA_TASK_REQUEUE_SECONDS": "3",
+}
+
+
+def wait_until(check: Callable[[], T | None], *, timeout: float = 30, interval: float = 0.1,
+               what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy (another process's state has no event
+    we could wait on). Raises with `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def children(pid: int) -> list[int]:
+    """Direct child pids (Linux /proc)."""
+    out: list[int] = []
+    task_dir = Path(f"/proc/{pid}/task")
+    if not task_dir.exists():
+        return out
+    for tid in task_dir.iterdir():
+        text = (tid / "children").read_text().split()
+        out += [int(p) for p in text]
+    return out
+
+
+class TaskStack(Stack):
+    def __init__(self, workdir: Path, *, redis_url: str | None = None,
+                 catalog: Path | None = None, env: Mapping[str, str] | None = None,
+                 threads: int = 2) -> None:
+        extra = {**FAST_TASKS, "BEATRA_TASK_THREADS": str(threads),
+                 "BEATRA_NET_ALLOWLIST": "127.0.0.1", "BEATRA_SECRET_KEY": "e2e-signing-key"}
+        if redis_url:
+            extra["REDIS_URL"] = redis_url
+        super().__init__(workdir, catalog, env={**extra, **(env or {})})
+        self.redis_url = redis_url
+        self.threads = threads
+        self._app: Flask | None = None
+
+    @property
+    def mode(self) -> str:
+        return "redis" if self.redis_url else "embedded"
+
+    # --- processes ---------------------------------------------------------------------
+
+    def start(self, web_workers: int = 1) -> TaskStack:
+        self.migrate()
+        self.start_sandbox()
+        self.start_gateway(workers=web_workers)
+        if self.redis_url:
+            self.start_task_workers()
+        return self
+
+    def start_sandbox(self) -> None:
+        proc, log = self._spawn("sandbox", [sys.executable, "-m", "beatra.sandbox",
+                                            "--port", str(self.sandbox_port)])
+        self._wait_up(f"{self.sandbox_url}/health", proc, log)
+
+    def start_gateway(self, workers: int = 1) -> None:
+        proc, log = self._spawn(
+            "gateway", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            {"BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)})
+        self._wait_up(f"{self.url}/v1/health", proc, log)
+
+    @staticmethod
+    def _wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+        """Like Stack's wait, but a slow first answer (a busy machine) is not a failure."""
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{url}: process exited {proc.returncode}\n{log.read_text()}")
+            try:
+                return requests.get(url, timeout=5).ok
+            except requests.RequestException:
+                return False
+
+        wait_until(up, timeout=timeout, interval=0.05, what=url)
+
+    def start_task_workers(self, processes: int = 1, name: str = "tasks") -> None:
+        """`dramatiq beatra.tasks.worker` (the Procfile's worker line), Redis mode only."""
+        if not self.redis_url:
+            raise RuntimeError("task workers are separate processes only with REDIS_URL")
+        self._spawn(name, [sys.executable, "-m", "dramatiq", "beatra.tasks.worker",
+                           "--processes", str(processes), "--threads", str(self.threads)])
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Signal a whole process group (a dramatiq master and its workers) and reap it."""
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+
+    def kill_task_runners(self) -> None:
+        """kill -9 whatever runs tasks: the dramatiq processes (Redis mode; they are started
+        again) or gunicorn's worker processes (embedded; the master forks new ones)."""
+        if self.redis_url:
+            self.kill("tasks")
+            self.start_task_workers()
+            return
+        master = self.procs["gateway"].pid
+        old = set(children(master))
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: set(children(master)) - old, what="gunicorn to fork a new worker")
+        wait_until(lambda: self._healthy(), what="the new gunicorn worker")
+
+    def _healthy(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/v1/health", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def flush_redis(self) -> None:
+        import redis
+
+        assert self.redis_url
+        redis.Redis.from_url(self.redis_url).flushdb()
+
+    # --- the database, in this process -------------------------------------------------
+
+    @property
+    def app(self) -> Flask:
+        """An app on the stack's database (no server, no task runner) for direct checks."""
+        if self._app is None:
+            from beatra import create_app
+
+            env = self.env
+            self._app = create_app({
+                "database_url": env["DATABASE_URL"], "catalog_path": env["BEATRA_CATALOG"],
+                "storage_url": env["BEATRA_STORAGE_URL"], "public_url": env["BEATRA_PUBLIC_URL"],
+                "sandbox_url": env["BEATRA_SANDBOX_URL"], "secret_key": env["BEATRA_SECRET_KEY"],
+                "log_level": "WARNING",
+            })
+        return self._app
+
+    @contextmanager
+    def db(self) -> Iterator[Any]:
+        from beatra.extensions import db
+
+        with self.app.app_context():
+            yield db.session
+
+    def new_account(self, credits: str = "100", name: str = "e2e") -> Account:
+        from beatra.accounts import service
+
+        with self.app.app_context():
+            account = service.create_account(name, Decimal(credits))
+            _, key = service.create_key(account.id)
+            return Account(self, account.id, key)
+
+    def ledger_for(self, ref: str) -> list[tuple[str, Decimal]]:
+        from sqlalchemy import select
+
+        from beatra.billing.models import LedgerEntry
+
+        with self.db() as session:
+            rows = session.scalars(select(LedgerEntry).where(LedgerEntry.ref == ref)
+                                   .order_by(LedgerEntry.id))
+            return [(e.kind, e.amount) for e in rows]
+
+    def task_column(self, task_id: str, column: str) -> Any:
+        from beatra.tasks.models import Task
+
+        with self.db() as session:
+            task = session.get(Task, task_id)
+            return getattr(task, column)
+
+    def close(self) -> None:
+        if self._app is not None:
+            from beatra.extensions import db
+
+            with self._app.app_context():
+                db.engine.dispose()
+        self.stop()
+
+
+class Account:
+    """An API key on a TaskStack, with the calls the task tests make."""
+
+    def __init__(self, stack: TaskStack, account_id: str, key: str) -> None:
+        self.stack = stack
+        self.account_id = account_id
+        self.key = key
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {key}"
+
+    def url(self, path: str) -> str:
+        return f"{self.stack.url}{path}"
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.post(self.url(path), timeout=60, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.get(self.url(path), timeout=60, **kwargs)
+
+    def submit(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        resp = self.post(path, json=body)
+        assert resp.status_code == 202, resp.text
+        return resp.json()
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        resp = self.get(f"/v1/tasks/{task_id}")
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def wait(self, task_id: str, *, timeout: float = 60,
+             until: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+        """Poll until the task is terminal (or `until` holds)."""
+        done = until or (lambda t: t["status"] in ("succeeded", "failed", "canceled"))
+
+        def check() -> dict[str, Any] | None:
+            task = self.task(task_id)
+            return task if done(task) else None
+
+        return wait_until(check, timeout=timeout, what=f"task {task_id}")
+
+    def balance(self) -> Decimal:
+        from beatra.billing import wallet
+
+        with self.stack.app.app_context():
+            value = wallet.balance(self.account_id)
+            assert value is not None
+            return value
