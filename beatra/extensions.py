@@ -7,6 +7,8 @@ from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
 
+from beatra.api.docs import HeaderParametersPlugin
+
 
 class Base(DeclarativeBase):
     pass
@@ -14,4 +16,4 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-rest_api = Api()
+rest_api = Api(spec_kwargs={"extra_plugins": [HeaderParametersPlugin()]})

@@ -93,6 +93,9 @@ def make_app(_template_db: str, tmp_path: Path) -> Iterator[Callable[..., Flask]
         return app
 
     yield factory
+    from beatra.tasks.runtime import stop_all
+
+    stop_all()  # task runner threads an app started must not outlive its test
     for app in apps:
         with app.app_context():
             if PG_URL:

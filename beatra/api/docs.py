@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from apispec import BasePlugin
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
@@ -36,6 +37,23 @@ class ErrorResponseSchema(Schema):
     error = fields.Nested(ErrorBodySchema, required=True)
 
 
+_EXTRA_PARAMETERS = "x-beatra-parameters"
+
+
+class HeaderParametersPlugin(BasePlugin):
+    """Appends the header parameters `operation()` records to each operation's list.
+
+    Setting `parameters` through `blp.doc` would replace the list flask-smorest builds from
+    path rules and query schemas; this merges instead."""
+
+    def operation_helper(self, path: str | None = None,
+                         operations: dict[str, Any] | None = None, **_: Any) -> None:
+        for op in (operations or {}).values():
+            extra = op.pop(_EXTRA_PARAMETERS, None) if isinstance(op, dict) else None
+            if extra:
+                op["parameters"] = [*op.get("parameters", []), *extra]
+
+
 def operation(
     blp: Blueprint,
     operation_id: str,
@@ -58,6 +76,6 @@ def operation(
         for status, description in sorted(responses.items()):
             func = blp.alt_response(status, schema=ErrorResponseSchema, description=description,
                                     headers=REQUEST_ID_HEADER)(func)
-        return blp.doc(operationId=operation_id, parameters=params)(func)
+        return blp.doc(operationId=operation_id, **{_EXTRA_PARAMETERS: params})(func)
 
     return decorate

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -87,30 +86,6 @@ class TaskStack(Stack):
         if self.redis_url:
             self.start_task_workers()
         return self
-
-    def start_sandbox(self) -> None:
-        proc, log = self._spawn("sandbox", [sys.executable, "-m", "beatra.sandbox",
-                                            "--port", str(self.sandbox_port)])
-        self._wait_up(f"{self.sandbox_url}/health", proc, log)
-
-    def start_gateway(self, workers: int = 1) -> None:
-        proc, log = self._spawn(
-            "gateway", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            {"BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)})
-        self._wait_up(f"{self.url}/v1/health", proc, log)
-
-    @staticmethod
-    def _wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-        """Like Stack's wait, but a slow first answer (a busy machine) is not a failure."""
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{url}: process exited {proc.returncode}\n{log.read_text()}")
-            try:
-                return requests.get(url, timeout=5).ok
-            except requests.RequestException:
-                return False
-
-        wait_until(up, timeout=timeout, interval=0.05, what=url)
 
     def start_task_workers(self, processes: int = 1, name: str = "tasks") -> None:
         """`dramatiq beatra.tasks.worker` (the Procfile's worker line), Redis mode only."""

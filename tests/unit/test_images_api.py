@@ -14,7 +14,6 @@ import responses
 from PIL import Image
 from werkzeug.formparser import parse_form_data
 
-from beatra.tasks.runtime import stop_all
 from tests.unit.media_helpers import serve
 from tests.unit.tasks_helpers import (
     EDIT_A,
@@ -37,12 +36,6 @@ from tests.unit.tasks_helpers import (
 @pytest.fixture
 def app(make_app):
     return make_app(**FAST)
-
-
-@pytest.fixture(autouse=True)
-def _stop_runtimes():
-    yield
-    stop_all()
 
 
 @pytest.fixture

@@ -122,8 +122,9 @@ def test_operation_matches_contract(served, path, method, op):
     assert served_op["operationId"] == op["operationId"]
 
     want, got = Normaliser(contract()), Normaliser(served)
-    served_params = {(p["name"], p["in"]): p for p in map(got.resolve,
-                                                          served_op.get("parameters", []))}
+    # Path-level parameters apply to every operation under the path (OpenAPI semantics).
+    declared = [*served["paths"][path].get("parameters", []), *served_op.get("parameters", [])]
+    served_params = {(p["name"], p["in"]): p for p in map(got.resolve, declared)}
     for param in map(want.resolve, op.get("parameters", [])):
         key = (param["name"], param["in"])
         assert key in served_params, f"parameter {key} missing"

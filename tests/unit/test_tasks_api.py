@@ -11,7 +11,6 @@ import responses
 
 from beatra.extensions import db
 from beatra.tasks.models import Task
-from beatra.tasks.runtime import stop_all
 from beatra.tasks.service import task_id_for
 from beatra.timeutil import isoformat
 from tests.unit.tasks_helpers import (
@@ -30,12 +29,6 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 @pytest.fixture
 def app(make_app):
     return make_app(**FAST)
-
-
-@pytest.fixture(autouse=True)
-def _stop_runtimes():
-    yield
-    stop_all()
 
 
 def _rows(app, account_id, specs):

@@ -14,7 +14,7 @@ import responses
 from beatra.tasks import handlers, service, states
 from beatra.tasks.handlers import Done, Wait
 from beatra.tasks.pricing import PriceTable
-from beatra.tasks.runtime import runtime_for, stop_all
+from beatra.tasks.runtime import runtime_for
 from beatra.tasks.sweeper import sweep
 from beatra.timeutil import utcnow
 from tests.unit.tasks_helpers import (
@@ -36,12 +36,6 @@ from tests.unit.tasks_helpers import (
 @pytest.fixture
 def app(make_app):
     return make_app(**FAST)
-
-
-@pytest.fixture(autouse=True)
-def _stop_runtimes():
-    yield
-    stop_all()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from flask_smorest import Blueprint
@@ -31,22 +30,7 @@ class IdConverter(BaseConverter):
 blp.record_once(lambda state: state.app.url_map.converters.setdefault("id", IdConverter))
 
 
-_TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def _params(*extra: dict[str, Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add parameters to the operation's documented list. `operation()` sets that list by hand,
-    which replaces the one flask-smorest builds from query schemas and path rules; apply this
-    outside `operation()`. A `{"in": "query", "schema": S}` entry expands to S's fields."""
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        manual = func._apidoc.setdefault("manual_doc", {})  # type: ignore[attr-defined]
-        manual["parameters"] = [*extra, *manual.get("parameters", [])]
-        return func
-    return decorate
-
-
 @blp.route("/tasks", methods=["GET"])
-@_params({"in": "query", "schema": TaskListQuerySchema})
 @operation(blp, "list_tasks_v1_tasks_get")
 @blp.arguments(TaskListQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, TaskListResponseSchema, headers=REQUEST_ID_HEADER)
@@ -67,7 +51,6 @@ def list_tasks(**args: Any) -> dict[str, Any]:
 
 
 @blp.route("/tasks/<id:task_id>", methods=["GET"])
-@_params(_TASK_ID)
 @operation(blp, "get_task_v1_tasks__task_id__get", errors={404: "Not Found"})
 @blp.response(200, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER)
 def get_task(task_id: str) -> dict[str, Any]:
@@ -76,7 +59,6 @@ def get_task(task_id: str) -> dict[str, Any]:
 
 
 @blp.route("/tasks/<id:task_id>/cancel", methods=["POST"])
-@_params(_TASK_ID)
 @operation(blp, "cancel_task_v1_tasks__task_id__cancel_post", idempotent=True,
            errors={404: "Not Found"})
 @blp.arguments(TaskCancelRequestSchema, location="json", required=False)
