@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -12,6 +14,8 @@ from beatra.timeutil import utcnow
 
 _table = ReasoningMemo.__table__
 _MAX_ID = 128
+# A tool-call turn older than this is not continued in practice; older memos are pruned.
+RETENTION = timedelta(days=7)
 
 
 def remember(account_id: str, by_tool_call: dict[str, str]) -> None:
@@ -25,6 +29,9 @@ def remember(account_id: str, by_tool_call: dict[str, str]) -> None:
         return
     insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
     db.session.execute(insert(_table).on_conflict_do_nothing(), rows)
+    # Prune this account's expired memos while we are writing anyway (rare: tool-call turns).
+    db.session.execute(delete(_table).where(_table.c.account_id == account_id,
+                                            _table.c.created_at < utcnow() - RETENTION))
     db.session.commit()
 
 
@@ -35,6 +42,7 @@ def recall(account_id: str, tool_call_ids: list[str]) -> str | None:
         return None
     return db.session.execute(
         select(_table.c.reasoning_content)
-        .where(_table.c.account_id == account_id, _table.c.tool_call_id.in_(ids))
+        .where(_table.c.account_id == account_id, _table.c.tool_call_id.in_(ids),
+               _table.c.created_at >= utcnow() - RETENTION)
         .limit(1)
     ).scalar_one_or_none()

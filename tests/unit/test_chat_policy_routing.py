@@ -143,3 +143,24 @@ def test_splitter_without_tags_passes_text_through_immediately():
     s = ThinkSplitter()
     assert s.feed("Hello") == ("", "Hello")
     assert s.feed(" <think>") == ("", " <think>")
+
+
+def test_expired_reasoning_memos_are_not_restored_and_get_pruned(app, account):
+    from datetime import timedelta
+
+    from sqlalchemy import func, select, update
+
+    from beatra.chat import memos
+    from beatra.chat.models import ReasoningMemo
+    from beatra.extensions import db
+    from beatra.timeutil import utcnow
+
+    with app.app_context():
+        memos.remember(account.account_id, {"call_old": "old thoughts"})
+        db.session.execute(update(ReasoningMemo).values(
+            created_at=utcnow() - memos.RETENTION - timedelta(minutes=1)))
+        db.session.commit()
+        assert memos.recall(account.account_id, ["call_old"]) is None
+        memos.remember(account.account_id, {"call_new": "new thoughts"})
+        assert memos.recall(account.account_id, ["call_new"]) == "new thoughts"
+        assert db.session.scalar(select(func.count()).select_from(ReasoningMemo)) == 1
