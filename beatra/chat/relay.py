@@ -25,6 +25,7 @@ from beatra.catalog.circuits import breaker
 from beatra.catalog.model import Catalog, Model, Route
 from beatra.catalog.registry import usable_routes
 from beatra.chat import memos
+from beatra.chat.keepalive import PING, PING_SECONDS, with_pings
 from beatra.chat.policy import ChatPolicy, policy_for
 from beatra.chat.pricing import (
     UsageCounts,
@@ -242,7 +243,10 @@ class _StreamRelay:
     def events(self) -> Iterator[bytes]:
         failure: _MidStreamError | None = None
         try:
-            for payload in openai_chat.sse_data(self.resp):
+            for payload in with_pings(openai_chat.sse_data(self.resp), PING_SECONDS):
+                if payload is None:
+                    yield PING  # the upstream is silent (e.g. thinking); keep proxies awake
+                    continue
                 out = self._relay_chunk(payload)
                 if out is not None:
                     yield out

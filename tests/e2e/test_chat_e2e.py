@@ -10,6 +10,7 @@ from pathlib import Path
 
 import openai
 import pytest
+import requests
 
 from tests.e2e.stack import Stack, free_port
 
@@ -25,7 +26,8 @@ WEATHER_TOOL = {"type": "function", "function": {
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     s = Stack(tmp_path_factory.mktemp("chat-e2e"), CATALOG,
-              env={"DEAD_UPSTREAM_URL": f"http://127.0.0.1:{free_port()}"})
+              env={"DEAD_UPSTREAM_URL": f"http://127.0.0.1:{free_port()}",
+                   "BEATRA_SSE_PING_SECONDS": "0.2"})
     try:
         s.migrate()
         s.start_sandbox()
@@ -258,6 +260,20 @@ def test_concurrent_calls_never_overdraw(stack):
     assert statuses.count(200) == 10 and statuses.count(402) == 40
     assert stack.balance(account_id) >= 0
     assert stack.audit_ok()
+
+
+def test_silent_upstream_gets_keepalive_pings(stack, account, client):
+    resp = requests.post(f"{stack.url}/v1/chat/completions", stream=True, timeout=30,
+                         headers={"Authorization": f"Bearer {account[1]}"},
+                         json={"model": "gpt-4o-mini", "stream": True, "messages": [
+                             {"role": "user", "content": "[sandbox:chunks=3,chunk_delay=0.7] hi"}]})
+    body = b"".join(resp.iter_content(None))
+    assert b": ping\n\n" in body and body.endswith(b"data: [DONE]\n\n")
+    # The SDK ignores the comments.
+    chunks = list(client.chat.completions.create(
+        model="gpt-4o-mini", stream=True,
+        messages=[{"role": "user", "content": "[sandbox:chunks=3,chunk_delay=0.7] hi"}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 def test_ledger_balances_after_everything(stack):
