@@ -121,7 +121,8 @@ def main() -> None:
         report["worker_rss_now_mb"] = round(_rss_kb(worker, "VmRSS") / 1024, 1)
         audit = subprocess.run([*flask, "credits", "audit"], cwd=ROOT, env=env,
                                capture_output=True, text=True)
-        report["ledger_audit"] = audit.stdout.strip()
+        report["ledger_audit"] = audit.stdout.strip() or (
+            "audit failed: " + (audit.stderr.strip().splitlines() or ["no output"])[-1])
     finally:
         for p in procs:
             p.terminate()
