@@ -19,6 +19,30 @@ from beatra.billing.money import fmt, parse_credits
 from beatra.timeutil import isoformat
 
 
+class _OneLineError(click.ClickException):
+    """Printed as a single `Error: …` line (click's usage errors print the usage too)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class OneLineCommand(click.Command):
+    """Bad arguments end with one line and a non-zero exit, as automation expects."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _OneLineError(exc.format_message(), exc.exit_code) from None
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _OneLineError(exc.format_message(), exc.exit_code) from None
+
+
 def _amount(text: str, *, allow_zero: bool = False) -> Decimal:
     try:
         value = parse_credits(text)
@@ -43,7 +67,7 @@ keys_cli = AppGroup("keys", help="Issue and revoke API keys.")
 credits_cli = AppGroup("credits", help="Grant and inspect credits.")
 
 
-@accounts_cli.command("create")
+@accounts_cli.command("create", cls=OneLineCommand)
 @click.option("--name", required=True, help="Account display name.")
 @click.option("--credits", "credits_", default="0", help="Initial credits (decimal).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -57,7 +81,7 @@ def accounts_create(name: str, credits_: str, as_json: bool) -> None:
           f"created account {account.id} ({account.name}) with {fmt(amount)} credits")
 
 
-@keys_cli.command("create")
+@keys_cli.command("create", cls=OneLineCommand)
 @click.option("--account", "account_id", required=True, help="Account id (acct_…).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def keys_create(account_id: str, as_json: bool) -> None:
@@ -67,7 +91,7 @@ def keys_create(account_id: str, as_json: bool) -> None:
           f"created key {key.id} for {account_id}\napi key (shown once): {secret}")
 
 
-@keys_cli.command("revoke")
+@keys_cli.command("revoke", cls=OneLineCommand)
 @click.argument("key_id")
 def keys_revoke(key_id: str) -> None:
     if not accounts.revoke_key(key_id):
@@ -75,7 +99,7 @@ def keys_revoke(key_id: str) -> None:
     click.echo(f"revoked key {key_id}")
 
 
-@credits_cli.command("grant")
+@credits_cli.command("grant", cls=OneLineCommand)
 @click.option("--account", "account_id", required=True, help="Account id (acct_…).")
 @click.option("--amount", required=True, help="Credits to add (decimal, positive).")
 @click.option("--reason", default="operator grant", help="Ledger note.")
@@ -87,7 +111,7 @@ def credits_grant(account_id: str, amount: str, reason: str) -> None:
                f"balance {fmt(wallet.balance(account_id))}")
 
 
-@credits_cli.command("show")
+@credits_cli.command("show", cls=OneLineCommand)
 @click.option("--account", "account_id", required=True, help="Account id (acct_…).")
 @click.option("--limit", default=20, type=click.IntRange(1, 1000), help="Ledger rows to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -107,7 +131,7 @@ def credits_show(account_id: str, limit: int, as_json: bool) -> None:
           "\n".join(lines))
 
 
-@credits_cli.command("audit")
+@credits_cli.command("audit", cls=OneLineCommand)
 def credits_audit() -> None:
     """Check balance == sum(ledger) for every wallet; exit 1 on any mismatch."""
     bad = [a for a in wallet.audit_all() if not a.ok]

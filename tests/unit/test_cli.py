@@ -79,7 +79,8 @@ def test_bad_arguments_fail_and_write_nothing(app, runner, args):
     before = ledger_rows(app)
     result = invoke(runner, *args)
     assert result.exit_code != 0
-    assert result.output.strip().splitlines()[-1].startswith("Error")
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     assert ledger_rows(app) == before
 
 
