@@ -105,6 +105,8 @@ def register_blueprints(app: Flask) -> None:
     from beatra.api.health.routes import blp as health_blp
     from beatra.api.images.routes import blp as images_blp
     from beatra.api.media_inputs import MEDIA_INPUT_COMPONENTS
+    from beatra.api.music.callbacks import blp as music_callbacks_blp
+    from beatra.api.music.routes import blp as music_blp
     from beatra.api.tasks.routes import blp as tasks_blp
     from beatra.api.unions import component_name
     from beatra.api.uploads.routes import blp as uploads_blp
@@ -113,7 +115,7 @@ def register_blueprints(app: Flask) -> None:
     for schema in (*UNION_COMPONENTS, *MEDIA_INPUT_COMPONENTS):
         rest_api.spec.components.schema(component_name(schema), schema=schema)
     for blp in (health_blp, catalog_blp, chat_blp, uploads_blp, content_blp, tasks_blp,
-                images_blp):
+                images_blp, music_blp, music_callbacks_blp):
         rest_api.register_blueprint(blp)
 
 

@@ -7,8 +7,9 @@ from flask import Flask, g, request
 from beatra.accounts.service import Caller, authenticate
 from beatra.errors import unauthorized
 
-# Blueprints reachable without a key: health, the served OpenAPI document, signed content URLs.
-PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", "content"})
+# Blueprints reachable without a key: health, the served OpenAPI document, signed content URLs,
+# upstream callbacks (signed per task).
+PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", "content", "callbacks"})
 
 
 def current_caller() -> Caller:

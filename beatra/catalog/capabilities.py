@@ -46,5 +46,23 @@ CAPABILITIES: dict[str, Capability] = {
             "Images from 1-16 input images and a prompt (GPT Image edits), as a task.",
             frozenset({"openai"}),
         ),
+        Capability(
+            "music.text_to_music",
+            "/v1/music/text-to-music",
+            "text",
+            "audio",
+            "async",
+            "Songs from a prompt and optional lyrics (MiniMax music, Suno), as a task.",
+            frozenset({"minimax", "sunoapi"}),
+        ),
+        Capability(
+            "music.reference_audio_to_music",
+            "/v1/music/reference-audio-to-music",
+            "audio",
+            "audio",
+            "async",
+            "Songs from a reference audio and a prompt (covers), as a task.",
+            frozenset({"minimax", "sunoapi"}),
+        ),
     )
 }

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 HANDLERS: dict[str, str] = {
     "images.generations": "beatra.images.handler:run_image_task",
     "images.image_to_image": "beatra.images.handler:run_image_task",
+    "music.text_to_music": "beatra.music.handler:run_music_task",
+    "music.reference_audio_to_music": "beatra.music.handler:run_music_task",
 }
 
 

@@ -1,0 +1,1 @@
+"""Music generation (text-to-music, reference-audio-to-music) as asynchronous tasks."""
