@@ -110,12 +110,13 @@ def register_blueprints(app: Flask) -> None:
     from beatra.api.tasks.routes import blp as tasks_blp
     from beatra.api.unions import component_name
     from beatra.api.uploads.routes import blp as uploads_blp
+    from beatra.api.webhooks.routes import blp as webhooks_blp
 
     # Schemas referenced only from union fields must exist as components before use.
     for schema in (*UNION_COMPONENTS, *MEDIA_INPUT_COMPONENTS):
         rest_api.spec.components.schema(component_name(schema), schema=schema)
     for blp in (health_blp, catalog_blp, chat_blp, uploads_blp, content_blp, tasks_blp,
-                images_blp, music_blp, music_callbacks_blp):
+                images_blp, webhooks_blp, music_blp, music_callbacks_blp):
         rest_api.register_blueprint(blp)
 
 
@@ -143,6 +144,12 @@ def register_request_hooks(app: Flask) -> None:
                                f"Request body is {length} bytes; the limit here is {limit}.")
 
     init_auth(app)
+    # After auth (they need the caller): rate limits first, so a limited request holds no key.
+    from beatra.idempotency.hooks import init_idempotency
+    from beatra.ratelimit.hooks import init_rate_limits
+
+    init_rate_limits(app)
+    init_idempotency(app)
 
     @app.after_request
     def _finish(resp: Response) -> Response:

@@ -1,4 +1,4 @@
-"""Operator commands: `flask --app beatra accounts|keys|credits …`.
+"""Operator commands: `flask --app beatra accounts|keys|credits|webhooks …`.
 
 These exact forms are a public interface (README documents them; automation relies on them).
 Bad arguments exit non-zero with a one-line message and write nothing.
@@ -16,7 +16,9 @@ from flask.cli import AppGroup
 from beatra.accounts import service as accounts
 from beatra.billing import wallet
 from beatra.billing.money import fmt, parse_credits
+from beatra.errors import ApiError
 from beatra.timeutil import isoformat
+from beatra.webhooks import endpoints as webhook_endpoints
 
 
 class _OneLineError(click.ClickException):
@@ -65,6 +67,7 @@ def _emit(as_json: bool, data: dict, text: str) -> None:
 accounts_cli = AppGroup("accounts", help="Manage accounts.")
 keys_cli = AppGroup("keys", help="Issue and revoke API keys.")
 credits_cli = AppGroup("credits", help="Grant and inspect credits.")
+webhooks_cli = AppGroup("webhooks", help="Manage an account's webhook endpoint.")
 
 
 @accounts_cli.command("create", cls=OneLineCommand)
@@ -97,6 +100,103 @@ def keys_revoke(key_id: str) -> None:
     if not accounts.revoke_key(key_id):
         raise click.ClickException(f"no active key: {key_id}")
     click.echo(f"revoked key {key_id}")
+
+
+class _Limit(click.ParamType):
+    """A non-negative integer (0 = unlimited), or `default` for the catalog's value."""
+
+    name = "N|default"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | str:
+        if value == "default":
+            return "default"
+        try:
+            number = int(str(value))
+        except ValueError:
+            number = -1
+        if number < 0:
+            self.fail(f"must be a non-negative integer or 'default', not {value!r}", param, ctx)
+        return number
+
+
+@keys_cli.command("limits", cls=OneLineCommand)
+@click.argument("key_id")
+@click.option("--rpm", type=_Limit(), default=None,
+              help="Requests per minute (0 = unlimited, 'default' = the catalog's).")
+@click.option("--streams", type=_Limit(), default=None,
+              help="Concurrent streams (0 = unlimited, 'default' = the catalog's).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def keys_limits(key_id: str, rpm: int | str | None, streams: int | str | None,
+                as_json: bool) -> None:
+    """Show or set a key's rate limits (without options: show them)."""
+    values = {name: None if value == "default" else value
+              for name, value in (("rpm_limit", rpm), ("stream_limit", streams))
+              if value is not None}
+    key = accounts.set_key_limits(key_id, values)
+    if key is None:
+        raise click.ClickException(f"no such key: {key_id}")
+
+    def shown(value: int | None) -> str:
+        return "default" if value is None else "unlimited" if value == 0 else str(value)
+
+    _emit(as_json, {"key_id": key.id, "rpm": key.rpm_limit, "streams": key.stream_limit},
+          f"key {key.id}: rpm {shown(key.rpm_limit)}, streams {shown(key.stream_limit)}")
+
+
+@webhooks_cli.command("set", cls=OneLineCommand)
+@click.option("--account", "account_id", required=True, help="Account id (acct_…).")
+@click.option("--url", required=True, help="HTTPS URL that receives task callbacks.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def webhooks_set(account_id: str, url: str, as_json: bool) -> None:
+    """Set the endpoint; a new endpoint's signing secret is printed once."""
+    _require_account(account_id)
+    try:
+        saved = webhook_endpoints.save(account_id, url)
+    except ApiError as exc:
+        raise click.BadParameter(exc.message, param_hint="--url") from None
+    data = {"account_id": account_id, "url": saved.endpoint.url, "secret": saved.secret}
+    text = f"webhook endpoint for {account_id}: {saved.endpoint.url}"
+    if saved.secret:
+        text += f"\nsigning secret (shown once): {saved.secret}"
+    else:
+        text += "\n(existing signing secret kept; use rotate-secret for a new one)"
+    _emit(as_json, data, text)
+
+
+@webhooks_cli.command("show", cls=OneLineCommand)
+@click.option("--account", "account_id", required=True, help="Account id (acct_…).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def webhooks_show(account_id: str, as_json: bool) -> None:
+    _require_account(account_id)
+    endpoint = webhook_endpoints.get(account_id)
+    if endpoint is None:
+        raise click.ClickException(f"no webhook endpoint for {account_id}")
+    view = {"account_id": account_id, **webhook_endpoints.public_view(endpoint)}
+    view.pop("secret")
+    reason = f" ({endpoint.disabled_reason})" if endpoint.disabled_reason else ""
+    _emit(as_json, view, f"{account_id}: {endpoint.url} [{endpoint.status}{reason}]")
+
+
+@webhooks_cli.command("rotate-secret", cls=OneLineCommand)
+@click.option("--account", "account_id", required=True, help="Account id (acct_…).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def webhooks_rotate(account_id: str, as_json: bool) -> None:
+    _require_account(account_id)
+    secret = webhook_endpoints.rotate(account_id)
+    if secret is None:
+        raise click.ClickException(f"no webhook endpoint for {account_id}")
+    _emit(as_json, {"account_id": account_id, "secret": secret},
+          f"new signing secret for {account_id} (shown once): {secret}")
+
+
+@webhooks_cli.command("delete", cls=OneLineCommand)
+@click.option("--account", "account_id", required=True, help="Account id (acct_…).")
+def webhooks_delete(account_id: str) -> None:
+    _require_account(account_id)
+    if not webhook_endpoints.remove(account_id):
+        raise click.ClickException(f"no webhook endpoint for {account_id}")
+    click.echo(f"deleted the webhook endpoint of {account_id}")
 
 
 @credits_cli.command("grant", cls=OneLineCommand)
@@ -144,5 +244,5 @@ def credits_audit() -> None:
 
 
 def register(app: Flask) -> None:
-    for group in (accounts_cli, keys_cli, credits_cli):
+    for group in (accounts_cli, keys_cli, credits_cli, webhooks_cli):
         app.cli.add_command(group)

@@ -42,6 +42,15 @@ class Settings:
     task_requeue_seconds: float = 120.0  # a queued task untouched this long is enqueued again
     task_max_attempts: int = 3  # starts (crash recoveries included) before a task fails
     task_worker_threads: int = 16  # embedded runner: concurrent tasks per web process
+    # Webhooks (beatra.webhooks): seconds to wait before each retry; attempts = len + 1.
+    # Default: 8 attempts over ~23 h. Tests shorten it (BEATRA_WEBHOOK_RETRY_SCHEDULE=0.2,0.2).
+    webhook_retry_schedule: tuple[float, ...] = (30, 120, 600, 1800, 7200, 21600, 50400)
+    # Idempotency-Key: responses are kept this long; an unfinished first request holds the key
+    # for `idempotency_lease_seconds`, after which a retry may take it over (its worker died).
+    idempotency_ttl_seconds: float = 24 * 3600
+    idempotency_lease_seconds: float = 600
+    # A concurrent-stream slot expires after this long even if its process died holding it.
+    stream_slot_ttl_seconds: float = 900
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -57,6 +66,7 @@ class Settings:
             log_level=env.get("BEATRA_LOG_LEVEL", "INFO"),
             secret_key=env.get("BEATRA_SECRET_KEY", ""),
             **_task_env(env),
+            **_webhook_env(env),
         )
 
 
@@ -77,6 +87,28 @@ def _task_env(env: Mapping[str, str]) -> dict[str, float | int]:
         if env.get(var):
             try:
                 out[name] = kind(env[var])
+            except ValueError:
+                raise SystemExit(f"{var} must be a number, not {env[var]!r}") from None
+    return out
+
+
+def _webhook_env(env: Mapping[str, str]) -> dict[str, tuple[float, ...] | float]:
+    out: dict[str, tuple[float, ...] | float] = {}
+    text = env.get("BEATRA_WEBHOOK_RETRY_SCHEDULE", "").strip()
+    if text:
+        try:
+            schedule = tuple(float(part) for part in text.split(","))
+        except ValueError:
+            raise SystemExit("BEATRA_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, "
+                             f"not {text!r}") from None
+        if any(s < 0 for s in schedule):
+            raise SystemExit("BEATRA_WEBHOOK_RETRY_SCHEDULE must not be negative")
+        out["webhook_retry_schedule"] = schedule
+    for name, var in (("idempotency_lease_seconds", "BEATRA_IDEMPOTENCY_LEASE_SECONDS"),
+                      ("stream_slot_ttl_seconds", "BEATRA_STREAM_SLOT_TTL_SECONDS")):
+        if env.get(var):
+            try:
+                out[name] = float(env[var])
             except ValueError:
                 raise SystemExit(f"{var} must be a number, not {env[var]!r}") from None
     return out

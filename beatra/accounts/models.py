@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String
+from sqlalchemy import DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from beatra.extensions import db
@@ -30,3 +30,6 @@ class ApiKey(db.Model):
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # Rate limits (beatra.ratelimit): NULL = the catalog's default, 0 = unlimited.
+    rpm_limit: Mapped[int | None] = mapped_column(Integer, default=None)
+    stream_limit: Mapped[int | None] = mapped_column(Integer, default=None)

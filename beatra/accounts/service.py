@@ -25,6 +25,9 @@ _SECRET_BYTES = 32
 class Caller:
     account_id: str
     key_id: str
+    # The key's own rate limits (None: the catalog default; 0: unlimited).
+    rpm_limit: int | None = None
+    stream_limit: int | None = None
 
 
 def _hash(key: str) -> str:
@@ -67,7 +70,8 @@ def revoke_key(key_id: str) -> bool:
 
 _key_table = ApiKey.__table__
 _lookup = select(
-    _key_table.c.id, _key_table.c.account_id, _key_table.c.secret_hash, _key_table.c.revoked_at
+    _key_table.c.id, _key_table.c.account_id, _key_table.c.secret_hash, _key_table.c.revoked_at,
+    _key_table.c.rpm_limit, _key_table.c.stream_limit,
 ).where(_key_table.c.prefix == db.bindparam("prefix"))
 
 
@@ -87,4 +91,16 @@ def authenticate(presented: str) -> Caller | None:
         return None
     if not hmac.compare_digest(digest, row.secret_hash) or row.revoked_at is not None:
         return None
-    return Caller(account_id=row.account_id, key_id=row.id)
+    return Caller(account_id=row.account_id, key_id=row.id, rpm_limit=row.rpm_limit,
+                  stream_limit=row.stream_limit)
+
+
+def set_key_limits(key_id: str, values: dict[str, int | None]) -> ApiKey | None:
+    """Set `rpm_limit` / `stream_limit` (None: back to the catalog default; 0: unlimited)."""
+    key = db.session.get(ApiKey, key_id)
+    if key is None:
+        return None
+    for name, value in values.items():
+        setattr(key, name, value)
+    db.session.commit()
+    return key

@@ -70,9 +70,17 @@ def operation(
     responses = {422: "Validation error"}
     if auth:
         responses[401] = "Missing, invalid or revoked API key"
+
+    if idempotent:  # beatra.idempotency replays these; retries may collide (409)
+        responses.setdefault(409, "A request with the same Idempotency-Key is still in "
+                                  "progress (retryable)")
+    if auth:  # beatra.ratelimit: requests per minute and concurrent streams per key
+        responses.setdefault(429, "Rate limit exceeded (see Retry-After, X-RateLimit-*)")
     responses.update(errors or {})
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        # Marks the view for the app-level Idempotency-Key handling (beatra.idempotency).
+        func.idempotent = idempotent  # type: ignore[attr-defined]
         for status, description in sorted(responses.items()):
             func = blp.alt_response(status, schema=ErrorResponseSchema, description=description,
                                     headers=REQUEST_ID_HEADER)(func)

@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from beatra.billing.money import parse_credits
 from beatra.catalog.capabilities import CAPABILITIES
-from beatra.catalog.model import Catalog, Model, Provider, Route
+from beatra.catalog.model import Catalog, Model, Provider, RateLimits, Route
 from beatra.chat.policy import ChatPolicy
 
 PROVIDER_KINDS = ("openai", "minimax", "sunoapi")
@@ -72,8 +72,14 @@ class _ModelSchema(Schema):
     limits = fields.Dict(load_default=dict)
 
 
+class _RateLimitsSchema(Schema):
+    requests_per_minute = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    concurrent_streams = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
 class _CatalogSchema(Schema):
     credits_per_usd = _Credits(required=True)
+    rate_limits = fields.Nested(_RateLimitsSchema, load_default=None)
     providers = fields.Dict(keys=fields.String(), values=fields.Nested(_ProviderSchema),
                             required=True)
     models = fields.List(fields.Nested(_ModelSchema), required=True)
@@ -157,8 +163,9 @@ def _build(data: dict[str, Any], env: Mapping[str, str], source: str, created: i
             params=dict(spec["params"]),
             limits=dict(spec["limits"]),
         )
+    limits = data.get("rate_limits") or {}
     return Catalog(credits_per_usd=data["credits_per_usd"], providers=providers, models=models,
-                   source=source)
+                   source=source, rate_limits=RateLimits(**limits))
 
 
 def load_catalog(path: str | Path, env: Mapping[str, str] | None = None) -> Catalog:

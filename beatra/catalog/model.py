@@ -43,11 +43,20 @@ class Model:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """Per-API-key defaults (a key's own setting wins); 0 means unlimited."""
+
+    requests_per_minute: int = 0
+    concurrent_streams: int = 0
+
+
+@dataclass(frozen=True)
 class Catalog:
     credits_per_usd: Decimal
     providers: dict[str, Provider]
     models: dict[str, Model]
     source: str = ""
+    rate_limits: RateLimits = RateLimits()
 
     def model(self, model_id: str) -> Model | None:
         return self.models.get(model_id)

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 EXTENSION_KEY = "beatra.tasks"
 QUEUE = "beatra-tasks"
 ACTOR_NAME = "beatra_run_task"
+WEBHOOK_ACTOR_NAME = "beatra_deliver_webhook"  # same queue: the same workers deliver callbacks
 # One step may wait on a slow upstream (image calls take 1-2 minutes, read timeout 300 s, and
 # a model may have several routes); past this Dramatiq interrupts it and the retry re-claims.
 STEP_TIME_LIMIT_MS = 20 * 60 * 1000
@@ -70,6 +71,7 @@ class TaskRuntime:
         self._lock = threading.RLock()
         self._broker: dramatiq.Broker | None = None
         self._actor: dramatiq.Actor[Any, Any] | None = None
+        self._webhook_actor: dramatiq.Actor[Any, Any] | None = None
         self._worker: dramatiq.Worker | None = None
         self._background: Background | None = None
         _runtimes.add(self)
@@ -100,6 +102,11 @@ class TaskRuntime:
             max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS,
             time_limit=STEP_TIME_LIMIT_MS,
         )
+        self._webhook_actor = dramatiq.actor(
+            self._deliver_webhook, broker=broker, actor_name=WEBHOOK_ACTOR_NAME,
+            queue_name=QUEUE, max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS,
+            max_backoff=MAX_BACKOFF_MS, time_limit=60_000,
+        )
         self._broker = broker
 
     def _perform(self, task_id: str) -> None:
@@ -107,6 +114,21 @@ class TaskRuntime:
 
         with self.app.app_context():
             execute(task_id, self)
+
+    def _deliver_webhook(self, task_id: str) -> None:
+        from beatra.webhooks.delivery import deliver
+
+        with self.app.app_context():
+            deliver(task_id, self)
+
+    def enqueue_webhook(self, task_id: str, *, delay_seconds: float = 0) -> None:
+        """Send one webhook delivery attempt for a task (after `delay_seconds`)."""
+        if self.embedded:
+            self.start()
+        self.broker  # noqa: B018  (builds the actors)
+        assert self._webhook_actor is not None
+        delay = int(delay_seconds * 1000) or None
+        self._webhook_actor.send_with_options(args=(task_id,), delay=delay)
 
     def enqueue(self, task_id: str, *, delay_seconds: float = 0) -> None:
         """Send the one message a task step needs: its id (after `delay_seconds`)."""

@@ -12,6 +12,8 @@ worker the sweeper gave up on can never change the row afterwards. Terminal rows
 
 Money moves exactly once: settle (success) and refund (failure, cancel) run in the same
 transaction as the transition out of an active state, and only when that UPDATE hit the row.
+The webhook callback's outbox row (beatra.webhooks.outbox) joins that transaction too, so a
+finished task always has its callback scheduled; the first attempt is sent after the commit.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from beatra.billing.money import ZERO
 from beatra.extensions import db
 from beatra.tasks.models import Task
 from beatra.timeutil import utcnow
+from beatra.webhooks import outbox
 
 _t = Task.__table__
 
@@ -190,8 +193,17 @@ def succeed(claim: Claim, *, output: dict[str, Any], usage: dict[str, Any],
     if result.rowcount != 1:
         db.session.rollback()
         return False
-    wallet.settle(claim.account_id, claim.reserved, charge, claim.task_id)  # commits both
+    callback = outbox.record(claim.account_id, claim.task_id, "succeeded")
+    wallet.settle(claim.account_id, claim.reserved, charge, claim.task_id)  # commits all
+    _send_callback(callback, claim.task_id)
     return True
+
+
+def _send_callback(recorded: bool, task_id: str) -> None:
+    if recorded:
+        from beatra.webhooks.delivery import kick
+
+        kick(task_id)
 
 
 def _refund_in_transaction(account_id: str, task_id: str, amount: Decimal, reason: str) -> None:
@@ -214,7 +226,9 @@ def fail(claim: Claim, error: dict[str, Any]) -> bool:
     if result.rowcount != 1:
         db.session.rollback()
         return False
+    callback = outbox.record(claim.account_id, claim.task_id, "failed")
     _refund_in_transaction(claim.account_id, claim.task_id, claim.reserved, "task failed")
+    _send_callback(callback, claim.task_id)
     return True
 
 
@@ -237,7 +251,9 @@ def cancel_owned(claim: Claim) -> bool:
     if result.rowcount != 1:
         db.session.rollback()
         return False
+    callback = outbox.record(claim.account_id, claim.task_id, "canceled")
     _refund_in_transaction(claim.account_id, claim.task_id, claim.reserved, "task canceled")
+    _send_callback(callback, claim.task_id)
     return True
 
 
@@ -261,7 +277,9 @@ def cancel_now(account_id: str, task_id: str, reason: str | None) -> bool:
     if result.rowcount != 1:
         db.session.rollback()
         return False
+    callback = outbox.record(account_id, task_id, "canceled")
     _refund_in_transaction(account_id, task_id, reserved, "task canceled")
+    _send_callback(callback, task_id)
     return True
 
 

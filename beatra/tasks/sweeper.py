@@ -34,4 +34,25 @@ def sweep(runtime: TaskRuntime) -> list[str]:
     if requeued:
         log.warning("requeued lost tasks", extra={"fields": {"count": len(requeued),
                                                              "task_ids": requeued[:20]}})
+    sweep_webhooks(runtime)
     return requeued
+
+
+def sweep_webhooks(runtime: TaskRuntime) -> list[str]:
+    """Re-send webhook deliveries whose attempt is overdue and unowned, and drop expired
+    Idempotency-Key records. Returns the task ids whose delivery was re-sent."""
+    from beatra.idempotency import store
+    from beatra.webhooks import outbox
+    from beatra.webhooks.delivery import send
+
+    grace = runtime.settings.task_requeue_seconds
+    resent = []
+    for task_id in outbox.overdue(grace_seconds=grace):
+        if outbox.mark_requeued(task_id, grace_seconds=grace):
+            send(runtime, task_id)
+            resent.append(task_id)
+    if resent:
+        log.warning("re-sent lost webhook deliveries",
+                    extra={"fields": {"count": len(resent), "task_ids": resent[:20]}})
+    store.purge_expired()
+    return resent

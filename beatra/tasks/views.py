@@ -19,6 +19,7 @@ from beatra.storage.models import Artifact
 from beatra.storage.service import content_url
 from beatra.tasks.models import Task
 from beatra.timeutil import isoformat
+from beatra.webhooks.outbox import callbacks_for
 
 EXPANDABLE = ("output", "usage", "billing", "callback", "input")
 
@@ -104,6 +105,7 @@ def render(tasks: list[Task], expand: frozenset[str] | None = None) -> list[dict
     """Envelopes for `tasks`: summaries plus the `expand`ed fields (None: every field)."""
     fields = frozenset(EXPANDABLE) if expand is None else expand
     urls = _output_urls(tasks) if "output" in fields else {}
+    callbacks = callbacks_for([t.id for t in tasks]) if "callback" in fields else {}
     out = []
     for task in tasks:
         item = summary(task)
@@ -116,7 +118,7 @@ def render(tasks: list[Task], expand: frozenset[str] | None = None) -> list[dict
         if "billing" in fields:
             item["billing"] = _billing(task)
         if "callback" in fields:
-            item["callback"] = task.callback
+            item["callback"] = callbacks.get(task.id)  # null: no webhook for this task
         out.append(item)
     return out
 

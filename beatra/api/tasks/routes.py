@@ -1,4 +1,5 @@
-"""GET /v1/tasks, GET /v1/tasks/{task_id}, POST /v1/tasks/{task_id}/cancel."""
+"""GET /v1/tasks, GET /v1/tasks/{task_id}, POST /v1/tasks/{task_id}/cancel,
+POST /v1/tasks/{task_id}/callback/redeliver."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from beatra.api.tasks.schemas import (
 )
 from beatra.auth import current_caller
 from beatra.tasks import service, views
+from beatra.webhooks import service as webhooks_service
 
 blp = Blueprint("tasks", __name__, url_prefix="/v1")
 
@@ -72,3 +74,22 @@ def cancel_task(body: dict[str, Any], task_id: str) -> tuple[dict[str, Any], int
     """Cancel a task (best-effort)"""
     task, was_terminal = service.cancel(current_caller().account_id, task_id, body.get("reason"))
     return views.envelope(task), 200 if was_terminal else 202
+
+
+@blp.route("/tasks/<id:task_id>/callback/redeliver", methods=["POST"])
+@operation(blp, "redeliver_task_callback_v1_tasks__task_id__callback_redeliver_post",
+           idempotent=True, errors={
+               404: "Not Found",
+               409: "The task has not ended yet (retryable), or a request with the same "
+                    "Idempotency-Key is still in progress",
+               422: "No active webhook endpoint, or validation error",
+           })
+@blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER,
+              description="Callback re-scheduled; `callback` shows the new delivery")
+def redeliver_callback(task_id: str) -> dict[str, Any]:
+    """Redeliver a task's callback
+
+    Starts the finished task's webhook delivery over (attempt count 0, same `webhook-id`) and
+    sends it now.
+    """
+    return views.envelope(webhooks_service.redeliver(current_caller().account_id, task_id))

@@ -186,8 +186,9 @@ class TaskCallbackSchema(Schema):
     status = fields.String(required=True,
                            validate=validate.OneOf(["pending", "delivered", "retrying", "failed"]))
     attempt_count = fields.Integer(required=True)
-    delivered_at = fields.DateTime(allow_none=True)
-    last_error = fields.String(allow_none=True)
+    delivered_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    last_error = fields.String(allow_none=True, metadata={
+        "description": "Last HTTP body/error (\u2264512 chars, truncated)"})
 
 
 class TaskLinksSchema(Schema):
