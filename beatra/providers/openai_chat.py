@@ -14,6 +14,7 @@ import requests
 
 from beatra.catalog.model import Provider
 from beatra.providers import http
+from beatra.providers.openai_errors import error_of, transport_problem
 
 
 @dataclass
@@ -36,25 +37,10 @@ class UpstreamFailure(Exception):
         return f"{self.kind}: {self.message}"
 
 
-def _error_fields(resp: requests.Response) -> tuple[str, str | None, str | None]:
-    """(message, code, param) from an OpenAI-style error body, tolerating anything else."""
-    try:
-        body = orjson.loads(resp.content)
-    except orjson.JSONDecodeError:
-        return (resp.text[:300] or resp.reason or f"HTTP {resp.status_code}"), None, None
-    err = body.get("error") if isinstance(body, dict) else None
-    if isinstance(err, dict):
-        code = err.get("code") or err.get("type")
-        return str(err.get("message") or code or resp.status_code), \
-            (str(code) if code else None), err.get("param")
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"]), None, None
-    return f"HTTP {resp.status_code}", None, None
-
-
 def classify(resp: requests.Response, provider: str) -> UpstreamFailure:
     status = resp.status_code
-    message, code, param = _error_fields(resp)
+    err = error_of(resp)
+    message, code, param = err.message, err.code or err.type, err.param
     where = f"upstream {provider} answered {status}: {message}"
     if status == 429:
         if code == "insufficient_quota":
@@ -69,7 +55,7 @@ def classify(resp: requests.Response, provider: str) -> UpstreamFailure:
     if status == 408:
         return UpstreamFailure("error", where, status)
     if 400 <= status < 500:
-        pointer = f"/{param}" if isinstance(param, str) and param else None
+        pointer = f"/{param}" if param else None
         return UpstreamFailure("rejected", message, status, param=pointer, try_next=False,
                                retryable=False)
     if status == 503:
@@ -90,16 +76,9 @@ def send(provider: Provider, body: dict[str, Any], *, stream: bool) -> requests.
             timeout=(provider.connect_timeout, provider.read_timeout),
             stream=stream,
         )
-    except requests.ConnectionError as exc:
-        if isinstance(exc, requests.ConnectTimeout) or "timed out" not in str(exc):
-            raise UpstreamFailure("unavailable",
-                                  f"cannot reach upstream {provider.name}") from None
-        raise UpstreamFailure("error", f"upstream {provider.name} timed out") from None
-    except requests.Timeout:
-        raise UpstreamFailure("error", f"upstream {provider.name} timed out") from None
     except requests.RequestException as exc:
-        raise UpstreamFailure("error", f"upstream {provider.name} failed: "
-                                       f"{type(exc).__name__}") from None
+        unreachable, message = transport_problem(exc, provider.name)
+        raise UpstreamFailure("unavailable" if unreachable else "error", message) from None
     if resp.status_code >= 400:
         try:
             raise classify(resp, provider.name)

@@ -17,6 +17,7 @@ import requests
 
 from beatra.catalog.model import Route
 from beatra.providers.http import upstream_session
+from beatra.providers.openai_errors import error_of, transport_problem
 
 MAX_EDIT_IMAGES = 16
 # Error codes OpenAI uses when its safety system refuses a prompt or an input image.
@@ -75,24 +76,10 @@ class ImageResult:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def _error_fields(resp: requests.Response) -> tuple[str, str | None, str | None]:
-    """(message, code, type) from an OpenAI-style error body, tolerating anything else."""
-    try:
-        body = orjson.loads(resp.content)
-    except orjson.JSONDecodeError:
-        return (resp.text[:300] or resp.reason or f"HTTP {resp.status_code}"), None, None
-    err = body.get("error") if isinstance(body, dict) else None
-    if isinstance(err, dict):
-        code = err.get("code")
-        kind = err.get("type")
-        message = err.get("message") or code or kind or f"HTTP {resp.status_code}"
-        return str(message), (str(code) if code else None), (str(kind) if kind else None)
-    return f"HTTP {resp.status_code}", None, None
-
-
 def classify(resp: requests.Response, provider: str) -> ImagesFailure:
     status = resp.status_code
-    message, code, kind = _error_fields(resp)
+    err = error_of(resp)
+    message, code, kind = err.message, err.code, err.type
     where = f"upstream {provider} answered {status}: {message}"
     if status == 400 and (code in _POLICY_CODES or kind in _POLICY_CODES):
         return ImagesFailure("policy", message, status, try_next=False, retryable=False)
@@ -119,13 +106,9 @@ def _post(route: Route, path: str, **kwargs: Any) -> requests.Response:
             timeout=(provider.connect_timeout, provider.read_timeout),
             **kwargs,
         )
-    except requests.Timeout:
-        raise ImagesFailure("error", f"upstream {provider.name} timed out") from None
-    except requests.ConnectionError:
-        raise ImagesFailure("unavailable", f"cannot reach upstream {provider.name}") from None
     except requests.RequestException as exc:
-        raise ImagesFailure("error", f"upstream {provider.name} failed: "
-                                     f"{type(exc).__name__}") from None
+        unreachable, message = transport_problem(exc, provider.name)
+        raise ImagesFailure("unavailable" if unreachable else "error", message) from None
     if resp.status_code >= 400:
         try:
             raise classify(resp, provider.name)
