@@ -47,7 +47,6 @@ class Task(db.Model):
     warnings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    callback: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     reserved_credits: Mapped[Decimal] = mapped_column(Credits())
     charged_credits: Mapped[Decimal | None] = mapped_column(Credits(), default=None)
