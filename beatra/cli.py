@@ -64,6 +64,10 @@ def _emit(as_json: bool, data: dict, text: str) -> None:
     click.echo(orjson.dumps(data).decode() if as_json else text)
 
 
+account_option = click.option("--account", "account_id", required=True,
+                              help="Account id (acct_…).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
 accounts_cli = AppGroup("accounts", help="Manage accounts.")
 keys_cli = AppGroup("keys", help="Issue and revoke API keys.")
 credits_cli = AppGroup("credits", help="Grant and inspect credits.")
@@ -73,7 +77,7 @@ webhooks_cli = AppGroup("webhooks", help="Manage an account's webhook endpoint."
 @accounts_cli.command("create", cls=OneLineCommand)
 @click.option("--name", required=True, help="Account display name.")
 @click.option("--credits", "credits_", default="0", help="Initial credits (decimal).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 def accounts_create(name: str, credits_: str, as_json: bool) -> None:
     name = name.strip()
     if not name or len(name) > 200:
@@ -85,8 +89,8 @@ def accounts_create(name: str, credits_: str, as_json: bool) -> None:
 
 
 @keys_cli.command("create", cls=OneLineCommand)
-@click.option("--account", "account_id", required=True, help="Account id (acct_…).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@account_option
+@json_option
 def keys_create(account_id: str, as_json: bool) -> None:
     _require_account(account_id)
     key, secret = accounts.create_key(account_id)
@@ -126,7 +130,7 @@ class _Limit(click.ParamType):
               help="Requests per minute (0 = unlimited, 'default' = the catalog's).")
 @click.option("--streams", type=_Limit(), default=None,
               help="Concurrent streams (0 = unlimited, 'default' = the catalog's).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 def keys_limits(key_id: str, rpm: int | str | None, streams: int | str | None,
                 as_json: bool) -> None:
     """Show or set a key's rate limits (without options: show them)."""
@@ -145,9 +149,9 @@ def keys_limits(key_id: str, rpm: int | str | None, streams: int | str | None,
 
 
 @webhooks_cli.command("set", cls=OneLineCommand)
-@click.option("--account", "account_id", required=True, help="Account id (acct_…).")
+@account_option
 @click.option("--url", required=True, help="HTTPS URL that receives task callbacks.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 def webhooks_set(account_id: str, url: str, as_json: bool) -> None:
     """Set the endpoint; a new endpoint's signing secret is printed once."""
     _require_account(account_id)
@@ -165,8 +169,8 @@ def webhooks_set(account_id: str, url: str, as_json: bool) -> None:
 
 
 @webhooks_cli.command("show", cls=OneLineCommand)
-@click.option("--account", "account_id", required=True, help="Account id (acct_…).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@account_option
+@json_option
 def webhooks_show(account_id: str, as_json: bool) -> None:
     _require_account(account_id)
     endpoint = webhook_endpoints.get(account_id)
@@ -179,8 +183,8 @@ def webhooks_show(account_id: str, as_json: bool) -> None:
 
 
 @webhooks_cli.command("rotate-secret", cls=OneLineCommand)
-@click.option("--account", "account_id", required=True, help="Account id (acct_…).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@account_option
+@json_option
 def webhooks_rotate(account_id: str, as_json: bool) -> None:
     _require_account(account_id)
     secret = webhook_endpoints.rotate(account_id)
@@ -191,7 +195,7 @@ def webhooks_rotate(account_id: str, as_json: bool) -> None:
 
 
 @webhooks_cli.command("delete", cls=OneLineCommand)
-@click.option("--account", "account_id", required=True, help="Account id (acct_…).")
+@account_option
 def webhooks_delete(account_id: str) -> None:
     _require_account(account_id)
     if not webhook_endpoints.remove(account_id):
@@ -200,7 +204,7 @@ def webhooks_delete(account_id: str) -> None:
 
 
 @credits_cli.command("grant", cls=OneLineCommand)
-@click.option("--account", "account_id", required=True, help="Account id (acct_…).")
+@account_option
 @click.option("--amount", required=True, help="Credits to add (decimal, positive).")
 @click.option("--reason", default="operator grant", help="Ledger note.")
 def credits_grant(account_id: str, amount: str, reason: str) -> None:
@@ -212,9 +216,9 @@ def credits_grant(account_id: str, amount: str, reason: str) -> None:
 
 
 @credits_cli.command("show", cls=OneLineCommand)
-@click.option("--account", "account_id", required=True, help="Account id (acct_…).")
+@account_option
 @click.option("--limit", default=20, type=click.IntRange(1, 1000), help="Ledger rows to show.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 def credits_show(account_id: str, limit: int, as_json: bool) -> None:
     _require_account(account_id)
     bal = wallet.balance(account_id)

@@ -13,25 +13,18 @@ import sys
 import time
 from pathlib import Path
 
-import requests
+from beatra.localprocs import NotReady, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = int(os.environ.get("BEATRA_PORT", "8000"))
 SANDBOX_PORT = int(os.environ.get("BEATRA_SANDBOX_PORT", "8199"))
 
 
-def _wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"{what} exited with code {proc.returncode}")
-        try:
-            if requests.get(url, timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    sys.exit(f"{what} did not answer at {url} within {timeout:.0f}s")
+def _wait_http(url: str, proc: subprocess.Popen, what: str) -> None:
+    try:
+        wait_http(url, proc, timeout=30)
+    except NotReady as exc:
+        sys.exit(f"{what}: {exc}")
 
 
 def _require_free(port: int, what: str, variable: str) -> None:

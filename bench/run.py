@@ -21,8 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
+from beatra.localprocs import first_child, free_port, status_kb, wait_http
 from bench import loadgen
 from bench.loadgen import percentile
 
@@ -35,46 +34,11 @@ STREAM_BODY = json.dumps({"model": "bench-chat", "stream": True, "messages": [
     {"role": "user", "content": "Stream to the benchmark."}]}).encode()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _pin(cpu: int) -> list[str]:
     """taskset prefix when there are at least two cores to separate the parties."""
     if (os.cpu_count() or 1) < 2 or not Path("/usr/bin/taskset").exists():
         return []
     return ["taskset", "-c", str(cpu)]
-
-
-def _wait(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code < 500:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
-
-
-def _worker_pid(master: int) -> int:
-    for _ in range(100):
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        if children:
-            return int(children[0])
-        time.sleep(0.1)
-    raise SystemExit("no gunicorn worker")
-
-
-def _rss_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def main() -> None:
@@ -86,7 +50,7 @@ def main() -> None:
         os.sched_setaffinity(0, {1})  # this load generator shares core 1 with the upstream
 
     tmp = Path(tempfile.mkdtemp(prefix="beatra-bench-"))
-    up_port, gw_port = _free_port(), _free_port()
+    up_port, gw_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
            "BEATRA_CATALOG": str(ROOT / "bench" / "catalog.yaml"),
            "BENCH_UPSTREAM_URL": f"http://127.0.0.1:{up_port}",
@@ -113,12 +77,12 @@ def main() -> None:
                               env={**env, "BIND": f"127.0.0.1:{gw_port}",
                                    "WEB_CONCURRENCY": "1"})
         procs.append(gw)
-        _wait(f"http://127.0.0.1:{up_port}/")
-        _wait(f"http://127.0.0.1:{gw_port}/v1/health")
-        worker = _worker_pid(gw.pid)
+        wait_http(f"http://127.0.0.1:{up_port}/", procs[0])
+        wait_http(f"http://127.0.0.1:{gw_port}/v1/health", gw)
+        worker = first_child(gw.pid)
         report = asyncio.run(_measure(up_port, gw_port, key, args.seconds, args.streams))
-        report["worker_peak_rss_mb"] = round(_rss_kb(worker, "VmHWM") / 1024, 1)
-        report["worker_rss_now_mb"] = round(_rss_kb(worker, "VmRSS") / 1024, 1)
+        report["worker_peak_rss_mb"] = round(status_kb(worker, "VmHWM") / 1024, 1)
+        report["worker_rss_now_mb"] = round(status_kb(worker, "VmRSS") / 1024, 1)
         audit = subprocess.run([*flask, "credits", "audit"], cwd=ROOT, env=env,
                                capture_output=True, text=True)
         report["ledger_audit"] = audit.stdout.strip() or (

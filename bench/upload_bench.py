@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,45 +28,11 @@ from pathlib import Path
 
 import requests
 
+from beatra.localprocs import first_child, free_port, status_kb, wait_http
+
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 BOUNDARY = "beatra-bench-boundary"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"gunicorn exited with {proc.returncode}")
-        try:
-            if requests.get(url, timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    sys.exit(f"no answer from {url}")
-
-
-def _worker_pid(master: int) -> int:
-    for _ in range(100):
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        if children:
-            return int(children[0])
-        time.sleep(0.05)
-    sys.exit("gunicorn worker did not start")
-
-
-def _status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 def _reset_peak(pid: int) -> bool:
@@ -140,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="beatra-upload-bench-"))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ,
            "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
            "BEATRA_STORAGE_URL": f"file://{tmp / 'artifacts'}",
@@ -156,20 +121,20 @@ def main() -> None:
                                "wsgi:app"], cwd=ROOT, env=env)
     runs = []
     try:
-        _wait(f"{base}/v1/health", master)
-        worker = _worker_pid(master.pid)
+        wait_http(f"{base}/v1/health", master)
+        worker = first_child(master.pid)
         warm = _upload(base, key, MultipartBody(64 * 1024))
         assert warm.status_code == 201, warm.text
         for _ in range(args.runs):
             body = MultipartBody(args.mb * MB)
-            rss_before = _status_kb(worker, "VmRSS")
+            rss_before = status_kb(worker, "VmRSS")
             reset = _reset_peak(worker)
             peak = {"kb": rss_before}
             done = threading.Event()
 
             def sample(peak=peak, done=done) -> None:  # fallback when VmHWM cannot be reset
                 while not done.wait(0.01):
-                    peak["kb"] = max(peak["kb"], _status_kb(worker, "VmRSS"))
+                    peak["kb"] = max(peak["kb"], status_kb(worker, "VmRSS"))
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
@@ -180,7 +145,7 @@ def main() -> None:
             sampler.join()
             assert resp.status_code == 201, resp.text
             assert resp.json()["checksum_sha256"] == body.sha256.hexdigest()
-            hwm = _status_kb(worker, "VmHWM") if reset else peak["kb"]
+            hwm = status_kb(worker, "VmHWM") if reset else peak["kb"]
             runs.append({"seconds": round(seconds, 3),
                          "mb_per_s": round(args.mb / seconds, 1),
                          "rss_before_mb": round(rss_before / 1024, 1),

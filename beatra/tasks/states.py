@@ -19,6 +19,7 @@ finished task always has its callback scheduled; the first attempt is sent after
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -193,13 +194,16 @@ def succeed(claim: Claim, *, output: dict[str, Any], usage: dict[str, Any],
     if result.rowcount != 1:
         db.session.rollback()
         return False
-    callback = outbox.record(claim.account_id, claim.task_id, "succeeded")
-    wallet.settle(claim.account_id, claim.reserved, charge, claim.task_id)  # commits all
-    _send_callback(callback, claim.task_id)
+    _ended(claim.account_id, claim.task_id, "succeeded",
+           lambda: wallet.settle(claim.account_id, claim.reserved, charge, claim.task_id))
     return True
 
 
-def _send_callback(recorded: bool, task_id: str) -> None:
+def _ended(account_id: str, task_id: str, status: str, commit_money: Callable[[], object]) -> None:
+    """The UPDATE ending the task is pending in the session: add the callback's outbox row,
+    let `commit_money` commit all of it with the wallet movement, then send the callback."""
+    recorded = outbox.record(account_id, task_id, status)
+    commit_money()
     if recorded:
         from beatra.webhooks.delivery import kick
 
@@ -226,9 +230,8 @@ def fail(claim: Claim, error: dict[str, Any]) -> bool:
     if result.rowcount != 1:
         db.session.rollback()
         return False
-    callback = outbox.record(claim.account_id, claim.task_id, "failed")
-    _refund_in_transaction(claim.account_id, claim.task_id, claim.reserved, "task failed")
-    _send_callback(callback, claim.task_id)
+    _ended(claim.account_id, claim.task_id, "failed", lambda: _refund_in_transaction(
+        claim.account_id, claim.task_id, claim.reserved, "task failed"))
     return True
 
 
@@ -251,9 +254,8 @@ def cancel_owned(claim: Claim) -> bool:
     if result.rowcount != 1:
         db.session.rollback()
         return False
-    callback = outbox.record(claim.account_id, claim.task_id, "canceled")
-    _refund_in_transaction(claim.account_id, claim.task_id, claim.reserved, "task canceled")
-    _send_callback(callback, claim.task_id)
+    _ended(claim.account_id, claim.task_id, "canceled", lambda: _refund_in_transaction(
+        claim.account_id, claim.task_id, claim.reserved, "task canceled"))
     return True
 
 
@@ -277,9 +279,8 @@ def cancel_now(account_id: str, task_id: str, reason: str | None) -> bool:
     if result.rowcount != 1:
         db.session.rollback()
         return False
-    callback = outbox.record(account_id, task_id, "canceled")
-    _refund_in_transaction(account_id, task_id, reserved, "task canceled")
-    _send_callback(callback, task_id)
+    _ended(account_id, task_id, "canceled",
+           lambda: _refund_in_transaction(account_id, task_id, reserved, "task canceled"))
     return True
 
 

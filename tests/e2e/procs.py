@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import requests
 from flask import Flask
 
+from beatra.localprocs import child_pids as children
 from tests.e2e.stack import Stack
 
 T = TypeVar("T")
@@ -46,18 +47,6 @@ def wait_until(check: Callable[[], T | None], *, timeout: float = 30, interval: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
-
-
-def children(pid: int) -> list[int]:
-    """Direct child pids (Linux /proc)."""
-    out: list[int] = []
-    task_dir = Path(f"/proc/{pid}/task")
-    if not task_dir.exists():
-        return out
-    for tid in task_dir.iterdir():
-        text = (tid / "children").read_text().split()
-        out += [int(p) for p in text]
-    return out
 
 
 class TaskStack(Stack):

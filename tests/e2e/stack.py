@@ -6,38 +6,23 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 
-import requests
+from beatra import localprocs
+from beatra.localprocs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    """Until `url` answers 2xx; a slow first answer on a busy machine is not a failure."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: process exited {proc.returncode}\n{log.read_text()}")
-        try:
-            if requests.get(url, timeout=5).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up\n{log.read_text()}")
+    try:
+        localprocs.wait_http(url, proc, timeout=timeout)
+    except localprocs.NotReady as exc:
+        raise RuntimeError(f"{exc}\n{log.read_text()}") from None
 
 
 class Stack:
