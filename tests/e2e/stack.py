@@ -35,7 +35,9 @@ class Stack:
         self.port = free_port()
         self.procs: dict[str, subprocess.Popen] = {}
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("BEATRA_")},
+            # Nothing of the caller's beatra setup leaks in; Redis mode only when asked for.
+            **{k: v for k, v in os.environ.items()
+               if not k.startswith("BEATRA_") and k != "REDIS_URL"},
             # The suite's database choice (Postgres in CI's second run) applies here too.
             "DATABASE_URL": os.environ.get("BEATRA_TEST_DATABASE_URL")
             or f"sqlite:///{workdir / 'beatra.db'}",
@@ -48,9 +50,6 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        self.env.pop("REDIS_URL", None)
-        if env and "REDIS_URL" in env:
-            self.env["REDIS_URL"] = env["REDIS_URL"]
 
     @property
     def url(self) -> str:
