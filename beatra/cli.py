@@ -10,11 +10,11 @@ from decimal import Decimal
 
 import click
 import orjson
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from beatra.accounts import service as accounts
-from beatra.billing import wallet
+from beatra.billing import holds, wallet
 from beatra.billing.money import fmt, parse_credits
 from beatra.errors import ApiError
 from beatra.timeutil import isoformat
@@ -235,16 +235,37 @@ def credits_show(account_id: str, limit: int, as_json: bool) -> None:
           "\n".join(lines))
 
 
+@credits_cli.command("holds", cls=OneLineCommand)
+@click.option("--account", "account_id", default=None, help="Only this account's holds.")
+@json_option
+def credits_holds(account_id: str | None, as_json: bool) -> None:
+    """Open holds (credits reserved for work in flight), oldest first."""
+    if account_id is not None:
+        _require_account(account_id)
+    rows = [{"hold_id": h.id, "account_id": h.account_id, "amount": fmt(h.amount),
+             "created_at": isoformat(h.created_at), "ref": h.ref, "kind": h.kind,
+             "request_id": h.request_id,
+             "lease_until": isoformat(h.lease_until) if h.lease_until else None}
+            for h in wallet.open_holds(account_id)]
+    lines = [f"{r['created_at']}  {r['hold_id']}  {r['account_id']}  {r['amount']:>14}  "
+             f"{r['kind']:<4} {r['ref']}" for r in rows] or ["no open holds"]
+    _emit(as_json, {"holds": rows}, "\n".join(lines))
+
+
 @credits_cli.command("audit", cls=OneLineCommand)
 def credits_audit() -> None:
-    """Check balance == sum(ledger) for every wallet; exit 1 on any mismatch."""
+    """Check balance == sum(ledger) for every wallet, and that no hold outlived its owner;
+    exit 1 on any mismatch or stale hold."""
     bad = [a for a in wallet.audit_all() if not a.ok]
     for a in bad:
         click.echo(f"MISMATCH {a.account_id}: balance {fmt(a.balance)} != ledger "
                    f"{fmt(a.ledger_sum)}")
-    if bad:
+    stale = holds.stale_holds(current_app.extensions["beatra.settings"].task_sweep_seconds)
+    for hold_id, why in stale:
+        click.echo(f"STALE HOLD {hold_id}: {why}")
+    if bad or stale:
         raise SystemExit(1)
-    click.echo("ok: every balance equals the sum of its ledger")
+    click.echo("ok: every balance equals the sum of its ledger; no stale holds")
 
 
 def register(app: Flask) -> None:

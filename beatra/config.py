@@ -51,6 +51,11 @@ class Settings:
     idempotency_lease_seconds: float = 600
     # A concurrent-stream slot expires after this long even if its process died holding it.
     stream_slot_ttl_seconds: float = 900
+    # A chat hold whose request's process died is settled by the sweeper after this long
+    # without a lease renewal (beatra.billing.holds).
+    hold_reap_seconds: float = 900
+    # `: ping` comment interval while an upstream stream is silent (also before its headers).
+    sse_ping_seconds: float = 15
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -77,6 +82,8 @@ _TASK_ENV = {
     "task_requeue_seconds": ("BEATRA_TASK_REQUEUE_SECONDS", float),
     "task_max_attempts": ("BEATRA_TASK_MAX_ATTEMPTS", int),
     "task_worker_threads": ("BEATRA_TASK_THREADS", int),
+    "hold_reap_seconds": ("BEATRA_HOLD_REAP_SECONDS", float),
+    "sse_ping_seconds": ("BEATRA_SSE_PING_SECONDS", float),
 }
 
 

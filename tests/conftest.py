@@ -150,13 +150,18 @@ def account(make_account: Callable[..., ApiAccount]) -> ApiAccount:
 
 @pytest.fixture
 def ledger_ok(app: Flask) -> Iterator[None]:
-    """Use in tests that move money: asserts balance == sum(ledger) for all wallets at the end."""
+    """Use in tests that move money: asserts balance == sum(ledger) for all wallets at the end,
+    and that no hold outlived its work: no chat hold open (each call settled exactly once) and
+    no task hold open once its task ended (a queued task's hold stays, rightly)."""
     yield
     from beatra.billing import wallet
 
     with app.app_context():
         bad = [a for a in wallet.audit_all() if not a.ok]
+        held = [(h.id, h.kind, h.ref) for h in wallet.open_holds() if h.kind != "task"]
+        held += wallet.ended_task_holds()
     assert not bad, f"ledger mismatch: {bad}"
+    assert not held, f"open holds left behind: {held}"
 
 
 @pytest.fixture(autouse=True)

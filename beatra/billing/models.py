@@ -39,6 +39,43 @@ class LedgerEntry(db.Model):
     ref: Mapped[str | None] = mapped_column(String(80), index=True, default=None)
     reason: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Attribution (NULL on rows written before migration 0007).
+    hold_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
+    key_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    request_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    capability: Mapped[str | None] = mapped_column(String(40), default=None)
+    model: Mapped[str | None] = mapped_column(String(80), default=None)
+    input_tokens: Mapped[int | None] = mapped_column(BigInteger(), default=None)
+    output_tokens: Mapped[int | None] = mapped_column(BigInteger(), default=None)
+
+
+class Hold(db.Model):
+    """One reservation of credits, open until settled (captured and/or released) exactly once.
+
+    kind "chat": owned by a live request that renews `lease_until` and records `accrued` (what
+    it has relayed so far, in credits); when the lease runs out the sweeper settles it for
+    `accrued`. kind "task": owned by its task row (`ref` = task id), ended by the task engine;
+    no lease. `settled_at IS NULL` means open; the conditional UPDATE that sets it is what makes
+    settlement happen once even when a late request and the sweeper race.
+    """
+
+    __tablename__ = "holds"
+    __table_args__ = (Index("ix_holds_open_lease", "settled_at", "lease_until"),
+                      Index("ix_holds_account", "account_id", "settled_at"))
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # hold_<ULID>
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Credits())
+    ref: Mapped[str] = mapped_column(String(80), index=True)  # task id, or the hold id (chat)
+    request_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    key_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    capability: Mapped[str | None] = mapped_column(String(40), default=None)
+    model: Mapped[str | None] = mapped_column(String(80), default=None)
+    accrued: Mapped[Decimal] = mapped_column(Credits(), default=Decimal(0))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 @event.listens_for(LedgerEntry, "before_update")

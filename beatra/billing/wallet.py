@@ -1,11 +1,13 @@
 """Wallet movements: each one conditional SQL plus ledger rows, in one short transaction.
 
-reserve:  balance -= R  only if balance >= R        (ledger: reserve -R)
-settle:   balance += R - C, with C capped at R      (ledger: release +R, capture -C)
-refund:   balance += R                               (ledger: refund +R)
-grant:    balance += A                               (ledger: grant +A)
+reserve:  balance -= R  only if balance >= R; a hold row opens  (ledger: reserve -R)
+settle:   the hold closes (once); balance += R - C, C capped at R (ledger: release +R, capture -C)
+refund:   the hold closes (once); balance += R                   (ledger: refund +R)
+grant:    balance += A                                            (ledger: grant +A)
 
-No read-modify-write in Python: concurrent reserves can never overdraw.
+No read-modify-write in Python: concurrent reserves can never overdraw, and the conditional
+UPDATE that closes a hold (`settled_at IS NULL`) makes a hold settle exactly once even when a
+late request and the sweeper race for it.
 """
 
 from __future__ import annotations
@@ -13,19 +15,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, column, func, insert, select, table, update
 
-from beatra.billing.models import LedgerEntry, Wallet
+from beatra.billing.models import Hold, LedgerEntry, Wallet
 from beatra.billing.money import ZERO, Credits, quantize
 from beatra.errors import ApiError
 from beatra.extensions import db
+from beatra.ids import new_id
 from beatra.timeutil import utcnow
 
 _wallets = Wallet.__table__
 _ledger = LedgerEntry.__table__
+_holds = Hold.__table__
 
 
 class InsufficientBalance(ApiError):
@@ -38,14 +43,40 @@ class InsufficientBalance(ApiError):
         )
 
 
-def _entry(account_id: str, kind: str, amount: Decimal, ref: str | None, reason: str | None):
+@dataclass(frozen=True)
+class Attribution:
+    """Who and what a movement is for, recorded on the hold and on every ledger row."""
+
+    key_id: str | None = None
+    request_id: str | None = None
+    capability: str | None = None
+    model: str | None = None
+
+
+NOBODY = Attribution()
+
+
+@dataclass(frozen=True)
+class HeldCredits:
+    """An open hold as its owner sees it."""
+
+    id: str
+    account_id: str
+    amount: Decimal
+    ref: str
+    attribution: Attribution = NOBODY
+
+
+def _entry(hold: HeldCredits | None, account_id: str, kind: str, amount: Decimal,
+           ref: str | None, reason: str | None, *, attribution: Attribution = NOBODY,
+           tokens: tuple[int | None, int | None] = (None, None)) -> dict[str, Any]:
+    who = hold.attribution if hold is not None else attribution
     return {
-        "account_id": account_id,
-        "kind": kind,
-        "amount": amount,
-        "ref": ref,
-        "reason": reason,
-        "created_at": utcnow(),
+        "account_id": account_id, "kind": kind, "amount": amount, "ref": ref,
+        "reason": reason, "created_at": utcnow(),
+        "hold_id": hold.id if hold is not None else None,
+        "key_id": who.key_id, "request_id": who.request_id, "capability": who.capability,
+        "model": who.model, "input_tokens": tokens[0], "output_tokens": tokens[1],
     }
 
 
@@ -58,7 +89,7 @@ def _transaction(own: bool) -> Iterator[Any]:
     """Where a movement runs. Default: in the request's session, committing it, so pending
     changes there (a task row, a state transition) land atomically with the movement.
     own=True: a short Core transaction on its own pooled connection; cheaper, used by the
-    chat hot path, which has nothing else to commit."""
+    chat hot path and the sweeper, which have nothing else to commit."""
     if own:
         with db.engine.begin() as conn:
             yield conn
@@ -85,6 +116,12 @@ _ADD = (
     .values(balance=_wallets.c.balance + bindparam("amount", type_=Credits()))
 )
 _RECORD = insert(_ledger)
+_OPEN_HOLD = insert(_holds)
+_CLOSE_HOLD = (
+    update(_holds)
+    .where(_holds.c.id == bindparam("hold"), _holds.c.settled_at.is_(None))
+    .values(settled_at=bindparam("now"), accrued=bindparam("charge", type_=Credits()))
+)
 
 
 def grant(account_id: str, amount: Decimal, *, reason: str | None = None,
@@ -96,37 +133,126 @@ def grant(account_id: str, amount: Decimal, *, reason: str | None = None,
         result = tx.execute(_ADD, {"account": account_id, "amount": amount})
         if result.rowcount != 1:
             raise LookupError(f"no wallet for account {account_id}")
-        tx.execute(_RECORD, [_entry(account_id, "grant", amount, ref, reason)])
+        tx.execute(_RECORD, [_entry(None, account_id, "grant", amount, ref, reason)])
 
 
-def reserve(account_id: str, amount: Decimal, ref: str, *, own: bool = False) -> Decimal:
-    """Hold `amount` or raise InsufficientBalance. Returns the held amount."""
+def reserve(account_id: str, amount: Decimal, ref: str | None = None, *, kind: str = "task",
+            attribution: Attribution = NOBODY, lease_seconds: float | None = None,
+            own: bool = False) -> HeldCredits:
+    """Hold `amount` or raise InsufficientBalance. `ref` names what the hold is for (a task id;
+    default: the hold's own id). With `lease_seconds` the hold expires unless renewed
+    (beatra.billing.holds), so the sweeper can settle it if its owner dies."""
     amount = quantize(amount)
+    hold_id = new_id("hold")
+    hold = HeldCredits(hold_id, account_id, amount, ref or hold_id, attribution)
+    now = utcnow()
     with _transaction(own) as tx:
         result = tx.execute(_TAKE_IF_COVERED, {"account": account_id, "amount": amount})
         if result.rowcount != 1:
             raise InsufficientBalance(amount)
-        tx.execute(_RECORD, [_entry(account_id, "reserve", -amount, ref, None)])
-    return amount
+        tx.execute(_OPEN_HOLD, [{
+            "id": hold_id, "account_id": account_id, "kind": kind, "amount": amount,
+            "ref": hold.ref, "request_id": attribution.request_id, "key_id": attribution.key_id,
+            "capability": attribution.capability, "model": attribution.model, "accrued": ZERO,
+            "lease_until": now + timedelta(seconds=lease_seconds) if lease_seconds else None,
+            "created_at": now, "settled_at": None}])
+        tx.execute(_RECORD, [_entry(hold, account_id, "reserve", -amount, hold.ref, None)])
+    return hold
 
 
-def settle(account_id: str, reserved: Decimal, charge: Decimal, ref: str, *,
-           own: bool = False) -> Decimal:
-    """Capture `charge` (capped at the hold) and release the hold. Returns what was charged."""
-    charge = min(quantize(charge), reserved)
+def settle(hold: HeldCredits, charge: Decimal, *, reason: str | None = None,
+           tokens: tuple[int | None, int | None] = (None, None),
+           own: bool = False) -> Decimal | None:
+    """Capture `charge` (capped at the hold) and release the rest. Returns what was charged,
+    or None when the hold was already settled (by the sweeper or an earlier call): then
+    nothing moves (pending session changes are still committed unless own=True)."""
+    charge = min(quantize(charge), hold.amount)
     with _transaction(own) as tx:
-        tx.execute(_ADD, {"account": account_id, "amount": reserved - charge})
-        tx.execute(_RECORD, [_entry(account_id, "release", reserved, ref, None),
-                             _entry(account_id, "capture", -charge, ref, None)])
+        closed = tx.execute(_CLOSE_HOLD, {"hold": hold.id, "now": utcnow(), "charge": charge})
+        if closed.rowcount != 1:
+            return None
+        tx.execute(_ADD, {"account": hold.account_id, "amount": hold.amount - charge})
+        tx.execute(_RECORD, [
+            _entry(hold, hold.account_id, "release", hold.amount, hold.ref, reason),
+            _entry(hold, hold.account_id, "capture", -charge, hold.ref, reason, tokens=tokens),
+        ])
     return charge
 
 
-def refund(account_id: str, amount: Decimal, ref: str, reason: str | None = None, *,
-           own: bool = False) -> None:
-    """Give a whole hold back (failed or canceled work)."""
+def refund(hold: HeldCredits, reason: str | None = None, *, own: bool = False) -> bool:
+    """Give a whole hold back (failed or canceled work). False when it was already settled."""
     with _transaction(own) as tx:
-        tx.execute(_ADD, {"account": account_id, "amount": amount})
-        tx.execute(_RECORD, [_entry(account_id, "refund", amount, ref, reason)])
+        closed = tx.execute(_CLOSE_HOLD, {"hold": hold.id, "now": utcnow(), "charge": ZERO})
+        if closed.rowcount != 1:
+            return False
+        tx.execute(_ADD, {"account": hold.account_id, "amount": hold.amount})
+        tx.execute(_RECORD, [_entry(hold, hold.account_id, "refund", hold.amount, hold.ref,
+                                    reason)])
+    return True
+
+
+def _hold_from_row(row: Any) -> HeldCredits:
+    return HeldCredits(row.id, row.account_id, row.amount, row.ref, Attribution(
+        row.key_id, row.request_id, row.capability, row.model))
+
+
+def open_hold_for(account_id: str, ref: str) -> HeldCredits | None:
+    """The open hold of a task (ref = task id), if any (a zero-price task holds nothing)."""
+    row = db.session.execute(
+        select(_holds).where(_holds.c.account_id == account_id, _holds.c.ref == ref,
+                             _holds.c.settled_at.is_(None))
+    ).first()
+    return _hold_from_row(row) if row is not None else None
+
+
+def open_holds(account_id: str | None = None) -> list[Hold]:
+    query = select(Hold).where(Hold.settled_at.is_(None)).order_by(Hold.created_at, Hold.id)
+    if account_id is not None:
+        query = query.where(Hold.account_id == account_id)
+    return list(db.session.scalars(query))
+
+
+def expired_holds(now: datetime, limit: int = 500) -> list[HeldCredits]:
+    """Open holds whose lease ran out: their owner is gone (see beatra.billing.holds)."""
+    rows = db.session.execute(
+        select(_holds).where(_holds.c.settled_at.is_(None), _holds.c.lease_until < now)
+        .order_by(_holds.c.lease_until).limit(limit)
+    ).all()
+    db.session.rollback()  # end the read transaction; each settlement has its own
+    return [_hold_from_row(row) for row in rows]
+
+
+def ended_task_holds() -> list[tuple[str, str]]:
+    """(hold id, task id) of open task holds whose task is terminal: never right."""
+    tasks = table("tasks", column("id"), column("status"))
+    rows = db.session.execute(
+        select(_holds.c.id, _holds.c.ref).join(tasks, tasks.c.id == _holds.c.ref)
+        .where(_holds.c.settled_at.is_(None), _holds.c.kind == "task",
+               tasks.c.status.in_(("succeeded", "failed", "canceled")))
+    ).all()
+    return [(row.id, row.ref) for row in rows]
+
+
+def accrued_of(hold_id: str) -> Decimal:
+    value = db.session.execute(select(_holds.c.accrued).where(_holds.c.id == hold_id)
+                               ).scalar_one_or_none()
+    return value or ZERO
+
+
+_RENEW = (
+    update(_holds)
+    .where(_holds.c.id == bindparam("hold"), _holds.c.settled_at.is_(None))
+    .values(lease_until=bindparam("until"), accrued=bindparam("accrued", type_=Credits()))
+)
+
+
+def renew(leases: list[tuple[str, Decimal]], until: datetime) -> None:
+    """Extend the leases of live holds and record what each has accrued so far."""
+    if not leases:
+        return
+    with db.engine.begin() as conn:
+        conn.execute(_RENEW, [{"hold": hold_id, "until": until, "accrued": quantize(accrued)}
+                              for hold_id, accrued in leases])
 
 
 def balance(account_id: str) -> Decimal | None:

@@ -15,7 +15,8 @@ def current_catalog() -> Catalog:
 
 
 def usable_routes(model: Model) -> list[Route]:
-    """Routes in catalog order whose provider has a key and whose circuit is not open."""
+    """Routes in catalog order whose provider has a key and whose circuit is not open (a
+    half-open route is listed; `breaker.admit` decides at call time who probes it)."""
     return [r for r in model.routes if r.provider.configured and not breaker.is_open(r)]
 
 
@@ -25,3 +26,10 @@ def servable(model: Model) -> bool:
 
 def servable_models(catalog: Catalog) -> list[Model]:
     return [m for m in catalog.models.values() if servable(m)]
+
+
+def retry_after(model: Model) -> int | None:
+    """Seconds until one of the model's open routes may be tried again (for Retry-After)."""
+    waits = [w for r in model.routes if r.provider.configured
+             if (w := breaker.retry_after(r)) is not None]
+    return min(waits) if waits else None

@@ -87,6 +87,9 @@ class ChatPolicy:
     ) -> dict[str, Any]:
         """The body to send: client fields pass through unless this policy changes them."""
         body = {k: v for k, v in request.items() if v is not None and k not in _BEATRA_ONLY}
+        # model_options first, so nothing below (what the bill and the relay depend on) can be
+        # overridden by it; the request schema also refuses those keys in it.
+        body.update(request.get("model_options") or {})
         body["model"] = upstream_model
         body["messages"] = [self._message(m, restore_reasoning) for m in request["messages"]]
         for name in _TOKEN_FIELDS:
@@ -104,7 +107,6 @@ class ChatPolicy:
         body.update(self.set_fields)
         if not stream:
             body.update(self.non_stream_set)
-        body.update(request.get("model_options") or {})
         return body
 
     def _message(

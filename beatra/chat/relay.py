@@ -3,7 +3,8 @@
 Money: the reserve is an upper bound (prompt bound + output cap x n at the dearest meters);
 the capture is the upstream's reported usage (or, when a stream ends without usage, an
 estimate of what was relayed); the rest is released. Nothing is charged when no output was
-produced.
+produced. Every hold is settled exactly once whatever ends the call (see beatra.billing.holds
+for what happens when the process itself dies).
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 import requests
-from flask import Flask, Response, current_app, stream_with_context
+from flask import Response, current_app, g, has_app_context, stream_with_context
 
-from beatra.billing import wallet
+from beatra.billing.holds import LeaseKeeper, keeper_for
 from beatra.billing.money import ZERO, fmt
-from beatra.catalog.circuits import breaker
+from beatra.billing.wallet import Attribution, HeldCredits, reserve
+from beatra.catalog.failover import NoRouteAdmitted, first_answer
 from beatra.catalog.model import Catalog, Model, Route
 from beatra.catalog.registry import usable_routes
 from beatra.chat import memos
-from beatra.chat.keepalive import PING, PING_SECONDS, with_pings
+from beatra.chat.keepalive import PING, Opened, ReadAhead, abort_socket
 from beatra.chat.policy import ChatPolicy, policy_for
 from beatra.chat.pricing import (
     UsageCounts,
@@ -36,7 +38,7 @@ from beatra.chat.pricing import (
     usage_counts,
 )
 from beatra.chat.reasoning import ThinkSplitter, normalise_message
-from beatra.chat.routing import model_unavailable, resolve_model
+from beatra.chat.routing import CAPABILITY, model_unavailable, resolve_model
 from beatra.errors import ApiError, error_body
 from beatra.extensions import db
 from beatra.providers import openai_chat
@@ -46,7 +48,6 @@ log = logging.getLogger(__name__)
 
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _DONE = b"data: [DONE]\n\n"
-T = TypeVar("T")
 
 
 @dataclass
@@ -57,81 +58,79 @@ class ChatCall:
     catalog: Catalog
     model: Model
     policy: ChatPolicy
-    reserved: Decimal = ZERO
+    keeper: LeaseKeeper
+    hold: HeldCredits | None = None
+    charged: Decimal | None = None  # set once settled
+    # What the call has earned so far (renewals record it; the reaper captures it).
+    accrued: Callable[[], Decimal] = lambda: ZERO
 
     def restore_reasoning(self, tool_call_ids: list[str]) -> str | None:
         return memos.recall(self.account_id, tool_call_ids)
 
     def settle(self, counts: UsageCounts | None) -> Decimal:
+        """Capture what `counts` cost (nothing when None) and release the rest; idempotent."""
+        if self.charged is not None or self.hold is None:
+            return self.charged or ZERO
         amount = charge(counts, self.model) if counts else ZERO
-        charged = wallet.settle(self.account_id, self.reserved, amount, self.request_id,
-                                own=True)
-        if amount > self.reserved:
+        if amount > self.hold.amount:
             log.warning("usage exceeded the reserve; charged the reserve",
                         extra={"fields": {"model": self.model.id, "usage_credits": str(amount)}})
-        return charged
+        amount = min(amount, self.hold.amount)
+        tokens = (counts.prompt, counts.completion) if counts else (None, None)
+        self.charged = amount
+        self.keeper.settle(self.hold, amount, tokens=tokens)
+        return amount
 
     def credits_fields(self, charged: Decimal) -> dict[str, str | None]:
         return {"credits": fmt(charged),
                 "credits_usd_reference": fmt(self.catalog.usd(charged))}
 
+    def routes_and_bodies(self) -> list[tuple[Route, dict[str, Any]]]:
+        """The upstream body for each usable route, built up front (restoring reasoning reads
+        the database, which the stream's helper thread must not)."""
+        return [(route, self.policy.upstream_body(self.request, route.upstream_model,
+                                                  restore_reasoning=self.restore_reasoning))
+                for route in usable_routes(self.model)]
 
-def complete(request: dict[str, Any], account_id: str, request_id: str,
+
+def complete(request: dict[str, Any], account_id: str, key_id: str | None, request_id: str,
              catalog: Catalog) -> Response:
-    model, _auto = resolve_model(catalog, request)
+    model = resolve_model(catalog, request)
     policy = policy_for(model)
-    call = ChatCall(account_id, request_id, request, catalog, model, policy)
-    call.reserved = wallet.reserve(
-        account_id, reserve_amount(request, model, policy.output_limit(request)), request_id,
-        own=True,
+    keeper = keeper_for(current_app._get_current_object())  # type: ignore[attr-defined]
+    call = ChatCall(account_id, request_id, request, catalog, model, policy, keeper)
+    call.hold = reserve(
+        account_id, reserve_amount(request, model, policy.output_limit(request)),
+        kind="chat", attribution=Attribution(key_id, request_id, CAPABILITY, model.id),
+        lease_seconds=keeper.reap_seconds, own=True,
     )
+    keeper.track(call.hold, lambda: call.accrued())
     try:
         if request.get("stream"):
             return _stream(call)
         return _sync(call)
     except BaseException:
-        if call.reserved is not None:
-            _release_quietly(call)
+        db.session.rollback()
+        call.settle(None)  # nothing reached the client: release the whole hold
         raise
 
 
-def _release_quietly(call: ChatCall) -> None:
-    db.session.rollback()
-    call.settle(None)
-    call.reserved = None  # type: ignore[assignment]
+def _open_first(call: ChatCall, bodies: list[tuple[Route, dict[str, Any]]],
+                opener: Callable[[Route, dict[str, Any]], Any]) -> tuple[Route, Any]:
+    """The first route that answers (beatra.catalog.failover), as a client-facing error when
+    none does: a request the upstream rejects as invalid is reported at once."""
+    by_route = {id(route): body for route, body in bodies}
+    try:
+        return first_answer([route for route, _ in bodies],
+                            lambda route: opener(route, by_route[id(route)]),
+                            account_id=call.account_id, failures=(UpstreamFailure,))
+    except NoRouteAdmitted:
+        raise model_unavailable(call.model) from None
+    except UpstreamFailure as failure:
+        raise _client_error(failure, call.model) from None
 
 
-def _first_answer(
-    call: ChatCall, opener: Callable[[Route, dict[str, Any]], T]
-) -> tuple[Route, T]:
-    """Try each usable route in catalog order until one answers.
-
-    Moves on only after failures where nothing has reached the client yet and another route
-    may do better (transport errors, 5xx, 429, malformed bodies); a request the upstream
-    rejects as invalid is reported at once."""
-    last: UpstreamFailure | None = None
-    for route in usable_routes(call.model):
-        body = call.policy.upstream_body(call.request, route.upstream_model,
-                                         restore_reasoning=call.restore_reasoning)
-        try:
-            result = opener(route, body)
-        except UpstreamFailure as failure:
-            last = failure
-            if not failure.try_next:
-                break
-            breaker.failure(route)
-            log.warning("upstream route failed", extra={"fields": {
-                "provider": route.provider.name, "kind": failure.kind,
-                "status": failure.status, "error": failure.message}})
-            continue
-        breaker.success(route)
-        return route, result
-    raise _client_error(last, call.model)
-
-
-def _client_error(failure: UpstreamFailure | None, model: Model) -> ApiError:
-    if failure is None:
-        return model_unavailable(model.id)
+def _client_error(failure: UpstreamFailure, model: Model) -> ApiError:
     if failure.kind == "rejected":
         return ApiError(422, "invalid_request", f"Upstream rejected the request: "
                         f"{failure.message}", param=failure.param,
@@ -154,7 +153,7 @@ def _sync(call: ChatCall) -> Response:
         finally:
             resp.close()
 
-    _, body = _first_answer(call, open_json)
+    _, body = _open_first(call, call.routes_and_bodies(), open_json)
     return _finish_sync(call, body)
 
 
@@ -176,14 +175,20 @@ def _finish_sync(call: ChatCall, body: dict[str, Any]) -> Response:
     if not isinstance(usage, dict):
         usage = _estimated_usage(call, relayed)
     charged = call.settle(usage_counts(usage))
-    call.reserved = None  # type: ignore[assignment]
     if remembered:
         memos.remember(call.account_id, remembered)
     usage.update(call.credits_fields(charged))
     body["usage"] = usage
     body["model"] = call.model.id
     body.setdefault("object", "chat.completion")
+    _access_fields(outcome="ok", credits=fmt(charged))
     return Response(orjson.dumps(body), mimetype="application/json")
+
+
+def _access_fields(**fields: Any) -> None:
+    """Outcome and bill for the access log line (written when the response ends)."""
+    if has_app_context():
+        g.setdefault("access_fields", {}).update(fields)
 
 
 def _chars(value: Any) -> int:
@@ -214,36 +219,60 @@ class _ChoiceState:
 
 
 def _stream(call: ChatCall) -> Response:
-    def open_stream(route: Route, body: dict[str, Any]) -> requests.Response:
-        return openai_chat.send(route.provider, body, stream=True)
-
-    route, resp = _first_answer(call, open_stream)
-    relay = _StreamRelay(call, route, resp)
+    """Open the upstream in a read-ahead helper and answer as soon as it does; if it is still
+    silent after one ping interval (a model thinking before its headers), start the 200
+    response anyway and send `: ping` comments meanwhile. Until then a failure is a plain HTTP
+    error (routes still fail over); after it, an `event: error` like any mid-stream failure."""
+    bodies = call.routes_and_bodies()
     db.session.remove()  # no pooled connection held for the life of the stream
+
+    def open_upstream() -> Opened[bytes]:
+        def open_stream(route: Route, body: dict[str, Any]) -> requests.Response:
+            return openai_chat.send(route.provider, body, stream=True)
+
+        _, resp = _open_first(call, bodies, open_stream)
+        return Opened(openai_chat.sse_data(resp), resp.close, abort_socket(resp))
+
+    upstream: ReadAhead[bytes] = ReadAhead(open_upstream)
+    upstream.start()
+    ping_seconds = current_app.extensions["beatra.settings"].sse_ping_seconds
+    try:
+        opened = upstream.wait_opened(ping_seconds)
+    except BaseException:
+        upstream.stop()
+        raise
+    relay = _StreamRelay(call, upstream, opened, ping_seconds)
+    call.accrued = relay.accrued
     response = Response(stream_with_context(relay.events()), mimetype="text/event-stream",
                         headers=_SSE_HEADERS)
     # If the client leaves before the first event, the generator never runs: settle anyway.
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    response.call_on_close(lambda: relay.settle_in(app))
+    response.call_on_close(lambda: relay.close(app))
     return response
 
 
 class _StreamRelay:
-    def __init__(self, call: ChatCall, route: Route, resp: requests.Response) -> None:
+    def __init__(self, call: ChatCall, upstream: ReadAhead[bytes], opened: bool,
+                 ping_seconds: float) -> None:
         self.call = call
-        self.route = route
-        self.resp = resp
+        self.upstream = upstream
+        self.opened = opened
+        self.ping_seconds = ping_seconds
         options = call.request.get("stream_options") or {}
         self.client_wants_usage = bool(options.get("include_usage"))
         self.choices: dict[int, _ChoiceState] = {}
         self.usage: dict[str, Any] | None = None
         self.relayed_chars = 0
         self.template: dict[str, Any] = {}
+        self.started = False
 
     def events(self) -> Iterator[bytes]:
+        self.started = True
         failure: _MidStreamError | None = None
         try:
-            for payload in with_pings(openai_chat.sse_data(self.resp), PING_SECONDS):
+            if not self.opened:
+                yield PING  # headers out now; the upstream is still thinking
+            for payload in self.upstream.items(self.ping_seconds, opened=self.opened):
                 if payload is None:
                     yield PING  # the upstream is silent (e.g. thinking); keep proxies awake
                     continue
@@ -258,10 +287,15 @@ class _StreamRelay:
                                           "The upstream stream ended before completion.")
         except requests.RequestException:
             failure = _MidStreamError("upstream_error", "The upstream connection broke.")
+        except ApiError as exc:  # opening failed after the pings began
+            failure = _MidStreamError(exc.code, exc.message, exc.retryable)
         finally:
-            self.resp.close()
-            # Also runs when the client goes away (GeneratorExit): bill what was relayed.
+            # Also runs when the client goes away (GeneratorExit): stop reading without
+            # touching the connection, then bill what was relayed. Neither step raises.
+            self.upstream.stop()
             self._settle()
+            _access_fields(outcome=failure.code if failure else "ok",
+                           credits=fmt(self.call.charged))
         if failure is not None:
             yield self._error_event(failure)
         elif self.client_wants_usage and self.usage is not None:
@@ -325,36 +359,50 @@ class _StreamRelay:
         self.relayed_chars += len(reasoning) + _chars(delta.get("content"))
         choice["delta"] = delta
 
-    def settle_in(self, app: Flask) -> None:
-        if self.call.reserved is not None:
-            self.resp.close()
+    def close(self, app: Any) -> None:
+        """The response is closed (by the server, after the stream or instead of it)."""
+        self.upstream.stop()
+        if self.call.charged is None:
             with app.app_context():
                 self._settle()
+            if not self.started:
+                _access_fields(outcome="client_closed", credits=fmt(self.call.charged))
 
     def _all_finished(self) -> bool:
         return bool(self.choices) and all(s.finished for s in self.choices.values())
 
-    def _settle(self) -> Decimal:
+    def _current_usage(self) -> dict[str, Any] | None:
+        if self.usage is None and self.relayed_chars:
+            # No usage from upstream (cut short, or it never reports it): an estimate of what
+            # was relayed, which is also what the client is told.
+            return _estimated_usage(self.call, self.relayed_chars)
+        return self.usage
+
+    def accrued(self) -> Decimal:
+        """What this stream has earned so far (read by the lease keeper's thread)."""
+        usage = self._current_usage()
+        return charge(usage_counts(usage), self.call.model) if usage else ZERO
+
+    def _settle(self) -> None:
         call = self.call
-        if call.reserved is None:
-            return ZERO
+        if call.charged is not None:
+            return
         try:
-            if self.usage is None and self.relayed_chars:
-                # No usage from upstream (cut short, or it never reports it): bill an estimate
-                # of what was relayed, and report that estimate to the client.
-                self.usage = _estimated_usage(call, self.relayed_chars)
-            counts = usage_counts(self.usage) if self.usage else None
-            charged = call.settle(counts)
-            call.reserved = None  # type: ignore[assignment]
+            self.usage = self._current_usage()
+            charged = call.settle(usage_counts(self.usage) if self.usage else None)
+            if self.usage is not None:
+                self.usage.update(call.credits_fields(charged))
             if call.policy.reasoning_echo:
                 memos.remember(call.account_id, {
                     tool_id: "".join(state.reasoning)
                     for state in self.choices.values() if state.reasoning
                     for tool_id in state.tool_call_ids
                 })
-            if self.usage is not None:
-                self.usage.update(call.credits_fields(charged))
-            return charged
+        except Exception:
+            # Never out of a stream's teardown: the hold is settled (or handed to the lease
+            # keeper) by call.settle before anything here can fail.
+            log.exception("stream settlement follow-up failed",
+                          extra={"fields": {"hold_id": call.hold.id if call.hold else None}})
         finally:
             db.session.remove()
 

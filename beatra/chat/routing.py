@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from beatra.catalog.model import Catalog, Model
-from beatra.catalog.registry import servable
+from beatra.catalog.registry import retry_after, servable
 from beatra.chat.pricing import prices_for
 from beatra.errors import ApiError, invalid
 
@@ -44,8 +44,8 @@ def _unit_price(model: Model) -> Any:
     return p.input + p.output
 
 
-def resolve_model(catalog: Catalog, request: dict[str, Any]) -> tuple[Model, bool]:
-    """(model, was_auto). 422 for unknown models, 503 when nothing can serve it now."""
+def resolve_model(catalog: Catalog, request: dict[str, Any]) -> Model:
+    """422 for unknown models, 503 when nothing can serve it now."""
     name = request["model"]
     if name == AUTO:
         needs = required_features(request)
@@ -55,17 +55,22 @@ def resolve_model(catalog: Catalog, request: dict[str, Any]) -> tuple[Model, boo
                           f"{', '.join(sorted(needs))}.", "/model")
         ready = [m for m in capable if servable(m)]
         if not ready:
-            raise model_unavailable("auto")
-        return min(ready, key=_unit_price), True
+            raise model_unavailable(capable[0], name=AUTO)
+        return min(ready, key=_unit_price)
     model = catalog.model(name)
     if model is None or not model.has(CAPABILITY):
         raise invalid(f"Unknown chat model '{name}'. GET /v1/models lists them.", "/model")
     if not servable(model):
-        # No configured key at all will not fix itself; open circuits will.
-        raise model_unavailable(name, retryable=any(r.provider.configured for r in model.routes))
-    return model, False
+        raise model_unavailable(model)
+    return model
 
 
-def model_unavailable(name: str, *, retryable: bool = True) -> ApiError:
+def model_unavailable(model: Model, *, name: str | None = None) -> ApiError:
+    """503 for a model none of whose routes can be tried now. Open circuits fix themselves
+    (Retry-After says when); a model with no configured key at all will not."""
+    configured = any(r.provider.configured for r in model.routes)
+    wait = retry_after(model)
     return ApiError(503, "model_unavailable",
-                    f"Model '{name}' has no upstream available right now.", retryable=retryable)
+                    f"Model '{name or model.id}' has no upstream available right now.",
+                    retryable=configured,
+                    headers={"Retry-After": str(wait or 1)} if configured else None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from beatra.catalog.circuits import breaker
+from beatra.catalog.failover import NoRouteAdmitted, first_answer
 from beatra.catalog.model import Route
 from beatra.catalog.registry import current_catalog, usable_routes
 from beatra.errors import ApiError
@@ -94,36 +94,32 @@ def _load_inputs(ctx: TaskContext) -> list[InputImage]:
 
 def _call(ctx: TaskContext, routes: list[Route], plan: ImagePlan, prompt: str,
           inputs: list[InputImage] | None) -> ImageResult:
-    """Each usable route in catalog order until one answers; policy refusals and rejected
-    requests end the task at once (another route would refuse them too)."""
-    last: ImagesFailure | None = None
-    for route in routes:
+    """Each usable route in catalog order until one answers (beatra.catalog.failover); policy
+    refusals and rejected requests end the task at once (another route would refuse them too)."""
+
+    def attempt(route: Route) -> ImageResult:
         req = ImageRequest(upstream_model=route.upstream_model, prompt=prompt, n=plan.n,
                            size=plan.size, quality=plan.quality,
                            output_format=plan.output_format)
         try:
             if inputs is None:
-                result = openai_images.generate(route, req)
-            else:
-                result = openai_images.edit(route, req, inputs)
+                return openai_images.generate(route, req)
+            return openai_images.edit(route, req, inputs)
         except ImagesFailure as failure:
             if failure.kind == "policy":
                 raise TaskFailure("content_policy_violation", failure.message) from None
-            if failure.retryable:
-                breaker.failure(route)
-            if not failure.try_next:
-                raise TaskFailure("upstream_error", failure.message,
-                                  retryable=failure.retryable) from None
-            log.warning("image upstream failed", extra={"fields": {
-                "task_id": ctx.task_id, "provider": route.provider.name,
-                "status": failure.status, "kind": failure.kind}})
-            last = failure
-            ctx.checkpoint()
-            continue
-        breaker.success(route)
-        return result
-    assert last is not None
-    raise TaskFailure("upstream_error", last.message, retryable=last.retryable)
+            raise
+
+    try:
+        _, result = first_answer(routes, attempt, account_id=ctx.account_id,
+                                 failures=(ImagesFailure,), between=ctx.checkpoint)
+    except NoRouteAdmitted:
+        raise TaskFailure("model_unavailable", "Another request is probing this model's "
+                          "upstream; try again shortly.", retryable=True) from None
+    except ImagesFailure as failure:
+        raise TaskFailure("upstream_error", failure.message,
+                          retryable=failure.retryable) from None
+    return result
 
 
 def _store(ctx: TaskContext, result: ImageResult) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from beatra.catalog.circuits import breaker
+from beatra.catalog.failover import NoRouteAdmitted, first_answer
 from beatra.catalog.model import Model, Route
 from beatra.catalog.registry import current_catalog, usable_routes
 from beatra.errors import ApiError
@@ -27,7 +28,7 @@ from beatra.extensions import db
 from beatra.music import callbacks, pricing
 from beatra.music.options import MINIMAX, MusicPlan
 from beatra.providers import minimax_music, suno_api
-from beatra.providers.minimax_music import MiniMaxFailure, MusicRequest
+from beatra.providers.minimax_music import MiniMaxFailure, MusicRequest, MusicResult
 from beatra.providers.output_files import DownloadError, download
 from beatra.providers.suno_api import SunoFailure, SunoRequest
 from beatra.storage.service import content_url, get_artifact, save_bytes
@@ -120,8 +121,8 @@ def _minimax(ctx: TaskContext, model: Model, plan: MusicPlan) -> Done | Wait:
     cover_url = _reference_url(ctx) if plan.cover else None
     ctx.checkpoint()
     ctx.progress("generating", 10)
-    result = None
-    for i, route in enumerate(routes):
+
+    def attempt(route: Route) -> MusicResult:
         upstream_model = (str(model.params.get("cover_model", "music-cover")) if plan.cover
                           else route.upstream_model)
         req = MusicRequest(upstream_model=upstream_model, prompt=plan.prompt, lyrics=plan.lyrics,
@@ -130,22 +131,19 @@ def _minimax(ctx: TaskContext, model: Model, plan: MusicPlan) -> Done | Wait:
                            audio_setting=plan.audio_setting,
                            output_format=str(model.params.get("output_format", "hex")),
                            cover_audio_url=cover_url)
-        try:
-            result = minimax_music.generate(route, req)
-        except MiniMaxFailure as failure:
-            log.warning("minimax music failed", extra={"fields": {
-                "task_id": ctx.task_id, "provider": route.provider.name,
-                "status_code": failure.status_code, "code": failure.code}})
-            if failure.retryable:
-                breaker.failure(route)
-            if failure.retryable and i + 1 < len(routes):
-                ctx.checkpoint()
-                continue
-            raise TaskFailure(failure.code, failure.message,
-                              retryable=failure.retryable) from None
-        breaker.success(route)
-        break
-    assert result is not None
+        return minimax_music.generate(route, req)
+
+    try:
+        _, result = first_answer(routes, attempt, account_id=ctx.account_id,
+                                 failures=(MiniMaxFailure,), between=ctx.checkpoint)
+    except NoRouteAdmitted:
+        raise TaskFailure("model_unavailable", "Another request is probing this model's "
+                          "upstream; try again shortly.", retryable=True) from None
+    except MiniMaxFailure as failure:
+        log.warning("minimax music failed", extra={"fields": {
+            "task_id": ctx.task_id, "status_code": failure.status_code,
+            "code": failure.code}})
+        raise TaskFailure(failure.code, failure.message, retryable=failure.retryable) from None
     ctx.checkpoint()  # canceled while MiniMax worked: the late result is discarded here
     ctx.progress("storing", 90)
     track = _store(ctx, 0, result.audio, plan.title, plan.lyrics)
@@ -236,7 +234,7 @@ def _suno_submit(ctx: TaskContext, model: Model, plan: MusicPlan) -> Done | Wait
         upstream_id = suno_api.submit(route, req)
     except SunoFailure as failure:
         if failure.retryable:
-            breaker.failure(route)
+            breaker.failure(route, ctx.account_id)
         throttles = ctx.state.get("submit_throttles", 0)
         if failure.code == "rate_limited" and throttles < MAX_SUBMIT_THROTTLES:
             return Wait(_delay(model, throttles + 1),

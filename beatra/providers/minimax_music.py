@@ -52,6 +52,10 @@ class MiniMaxFailure(Exception):
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
 
+    @property
+    def try_next(self) -> bool:  # beatra.catalog.failover: another route may do better
+        return self.retryable
+
 
 @dataclass(frozen=True)
 class MusicRequest:

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from flask import g
 from sqlalchemy import select
 
 from beatra.billing import wallet
@@ -84,7 +85,11 @@ def submit(
     )
     db.session.add(task)
     if hold > 0:
-        wallet.reserve(account_id, hold, task.id)  # commits the row with the hold
+        caller = g.get("caller")
+        wallet.reserve(account_id, hold, task.id, kind="task",  # commits the row with the hold
+                       attribution=wallet.Attribution(
+                           caller.key_id if caller is not None else None, task.request_id,
+                           capability, resolved_model))
     else:
         db.session.commit()
     try:

@@ -195,7 +195,7 @@ def succeed(claim: Claim, *, output: dict[str, Any], usage: dict[str, Any],
         db.session.rollback()
         return False
     _ended(claim.account_id, claim.task_id, "succeeded",
-           lambda: wallet.settle(claim.account_id, claim.reserved, charge, claim.task_id))
+           lambda: _settle_in_transaction(claim.account_id, claim.task_id, charge, usage))
     return True
 
 
@@ -210,11 +210,25 @@ def _ended(account_id: str, task_id: str, status: str, commit_money: Callable[[]
         kick(task_id)
 
 
-def _refund_in_transaction(account_id: str, task_id: str, amount: Decimal, reason: str) -> None:
-    if amount > 0:
-        wallet.refund(account_id, amount, task_id, reason)  # commits the transition with it
-    else:
+def _settle_in_transaction(account_id: str, task_id: str, charge: Decimal,
+                           usage: dict[str, Any]) -> None:
+    hold = wallet.open_hold_for(account_id, task_id)
+    if hold is None:  # nothing was held (a free task): just commit the transition
         db.session.commit()
+        return
+    tokens = (_count(usage.get("input_tokens")), _count(usage.get("output_tokens")))
+    wallet.settle(hold, charge, tokens=tokens)  # commits the transition with it
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _refund_in_transaction(account_id: str, task_id: str, amount: Decimal, reason: str) -> None:
+    hold = wallet.open_hold_for(account_id, task_id) if amount > 0 else None
+    if hold is not None:
+        wallet.refund(hold, reason)  # commits the transition with it
+    db.session.commit()
 
 
 def fail(claim: Claim, error: dict[str, Any]) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from beatra.billing import holds
 from beatra.tasks import states
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def sweep(runtime: TaskRuntime) -> list[str]:
         log.warning("requeued lost tasks", extra={"fields": {"count": len(requeued),
                                                              "task_ids": requeued[:20]}})
     sweep_webhooks(runtime)
+    holds.reap_expired()
     return requeued
 
 

@@ -158,17 +158,40 @@ def test_model_without_configured_key_is_503(client, account):
                                          "retryable": False}
 
 
+def _ask(client, who, model="test-chat"):
+    return client.post(CHAT, json={"model": model, "messages": [user()]}, headers=who.headers)
+
+
 @responses.activate
-def test_circuit_breaker_skips_a_failing_route_and_hides_dead_models(client, account):
+def test_one_account_cannot_open_a_circuit_for_everyone(client, account, make_account,
+                                                        ledger_ok):
+    """Failures provoked by one caller (a directive, an SDK's retries) fail over for that
+    caller but never take the model away from others."""
+    other = make_account()
+    responses.post(UP_A, status=500, json={"error": {"message": "boom"}})
+    responses.post(UP_B, status=500, json={"error": {"message": "boom"}})
+    for _ in range(6):
+        assert _ask(client, account).status_code == 502
+    responses.replace(responses.POST, UP_A, json=completion())
+    assert _ask(client, other).status_code == 200
+    assert "test-chat" in [m["id"] for m in client.get("/v1/models", headers=other.headers)
+                           .get_json()["data"]]
+
+
+@responses.activate
+def test_circuit_breaker_skips_a_failing_route_and_hides_dead_models(client, account,
+                                                                     make_account, caplog):
+    caplog.set_level("WARNING", logger="beatra.catalog.circuits")
+    second = make_account()
     responses.post(UP_A, status=503, json={"error": {"message": "down"}})
     responses.post(UP_B, json=completion())
-    for _ in range(3):
-        assert client.post(CHAT, json={"model": "test-chat", "messages": [user()]},
-                           headers=account.headers).status_code == 200
+    for who in (account, second, account):
+        assert _ask(client, who).status_code == 200  # fails over to B at once
+    assert [r.message for r in caplog.records].count("circuit opened") == 1
     calls_before = len(responses.calls)
-    assert client.post(CHAT, json={"model": "test-chat", "messages": [user()]},
-                       headers=account.headers).status_code == 200
+    assert _ask(client, account).status_code == 200
     assert len(responses.calls) == calls_before + 1  # route A skipped while its circuit is open
+
     def listed() -> list[str]:
         return [m["id"] for m in client.get("/v1/models", headers=account.headers)
                 .get_json()["data"]]
@@ -176,13 +199,43 @@ def test_circuit_breaker_skips_a_failing_route_and_hides_dead_models(client, acc
     assert "test-chat" in listed()  # route B still serves it
 
     responses.replace(responses.POST, UP_B, status=503, json={"error": {"message": "down"}})
-    for _ in range(3):
-        client.post(CHAT, json={"model": "test-chat", "messages": [user()]},
-                    headers=account.headers)
+    for who in (account, second, account):
+        _ask(client, who)
     assert "test-chat" not in listed()  # both circuits open: not servable, not listed
-    resp = client.post(CHAT, json={"model": "test-chat", "messages": [user()]},
-                       headers=account.headers)
+    resp = _ask(client, account)
     assert resp.status_code == 503 and resp.get_json()["error"]["retryable"] is True
+    assert 1 <= int(resp.headers["Retry-After"]) <= 30
+
+
+def test_half_open_admits_one_probe_and_closing_is_logged(caplog):
+    from beatra.catalog.circuits import CircuitBreaker
+
+    caplog.set_level("WARNING", logger="beatra.catalog.circuits")
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=2, open_seconds=10, clock=lambda: now[0])
+    route = _route("p", "m")
+    breaker.failure(route, "a")
+    breaker.failure(route, "a")
+    assert breaker.admit(route)  # one account alone: still closed
+    breaker.failure(route, "b")
+    assert not breaker.admit(route) and breaker.retry_after(route) == 10
+    now[0] = 11
+    assert breaker.admit(route)  # the probe
+    assert not breaker.admit(route)  # everyone else waits for it
+    breaker.failure(route, "a")  # failed probe: open again
+    assert breaker.is_open(route)
+    now[0] = 22
+    assert breaker.admit(route)
+    breaker.success(route)
+    assert breaker.admit(route) and breaker.retry_after(route) is None
+    assert [r.message for r in caplog.records if "circuit" in r.message] == [
+        "circuit opened", "circuit closed"]
+
+
+def _route(provider: str, model: str):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(provider=SimpleNamespace(name=provider), upstream_model=model)
 
 
 @responses.activate

@@ -397,8 +397,8 @@ def test_open_circuits_park_the_task_instead_of_failing_it(app, client, account,
     with app.app_context():
         routes = current_catalog().model("gpt-image-2").routes
     for route in routes:
-        for _ in range(breaker.threshold):
-            breaker.failure(route)
+        for i in range(breaker.threshold):
+            breaker.failure(route, f"acct_{i}")
     try:
         run_step(app, task_id)
         parked = get(client, account, task_id)

@@ -43,5 +43,6 @@ def chat_completions(body: dict[str, Any]) -> Response:
     `model="auto"` to let beatra choose a capable model, or pass a specific model id returned
     by `/v1/models`.
     """
-    return relay.complete(body, current_caller().account_id, current_request_id(),
+    caller = current_caller()
+    return relay.complete(body, caller.account_id, caller.key_id, current_request_id(),
                           current_catalog())

@@ -250,8 +250,21 @@ def _number(lo: float, hi: float) -> fields.Float:
     return fields.Float(allow_none=True, validate=validate.Range(lo, hi))
 
 
+# Other providers' names for an output cap or a choice count: passing them through would let a
+# caller receive more than the reserve was computed for.
+_UNBOUNDED_SPELLINGS = frozenset({
+    "max_output_tokens", "max_new_tokens", "max_length", "maxOutputTokens", "max_gen_len",
+    "num_predict", "best_of", "num_return_sequences", "candidate_count", "candidateCount",
+})
+
+
 class ChatCompletionRequestSchema(_Open):
     """Request body for POST /v1/chat/completions (OpenAI-compatible; `model_options` is ours)."""
+
+    @property
+    def protected(self) -> frozenset[str]:
+        """Every field this schema defines: model_options may not override any of them."""
+        return frozenset(self.declared_fields)
 
     model = fields.String(required=True,
                           metadata={"description": "Model name (e.g. 'gpt-4o-mini', 'auto')"})
@@ -296,6 +309,20 @@ class ChatCompletionRequestSchema(_Open):
     model_options = fields.Dict(allow_none=True,
                                 metadata={"description": "beatra extension; per-model "
                                                          "passthrough"})
+
+    @validates_schema
+    def _bound_fields(self, data: dict[str, Any], **_: Any) -> None:
+        """What the reserve, routing and relay depend on comes only from the schema's own
+        fields: model_options may not set them, and no other token-limit spelling passes."""
+        for name in _UNBOUNDED_SPELLINGS & data.keys():
+            raise ValidationError(f"'{name}' is not supported; use max_completion_tokens (or "
+                                  "max_tokens) and n.", name)
+        options = data.get("model_options") or {}
+        for name in sorted(options.keys() & (self.protected | _UNBOUNDED_SPELLINGS)):
+            raise ValidationError({name: [
+                f"'{name}' cannot be set in model_options: it decides what the call may cost "
+                "or how it is routed and relayed; set the top-level field instead."]},
+                "model_options")
 
     @validates_schema
     def _combinations(self, data: dict[str, Any], **_: Any) -> None:
