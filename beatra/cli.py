@@ -225,6 +225,7 @@ def credits_show(account_id: str, limit: int, as_json: bool) -> None:
     entries = wallet.recent_entries(account_id, limit)
     rows = [
         {"id": e.id, "kind": e.kind, "amount": fmt(e.amount), "ref": e.ref, "reason": e.reason,
+         "hold_id": e.hold_id, "request_id": e.request_id, "key_id": e.key_id,
          "created_at": isoformat(e.created_at)}
         for e in entries
     ]

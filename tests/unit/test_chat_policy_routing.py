@@ -164,3 +164,16 @@ def test_expired_reasoning_memos_are_not_restored_and_get_pruned(app, account):
         memos.remember(account.account_id, {"call_new": "new thoughts"})
         assert memos.recall(account.account_id, ["call_new"]) == "new thoughts"
         assert db.session.scalar(select(func.count()).select_from(ReasoningMemo)) == 1
+
+
+def test_model_options_never_override_the_bound_fields_in_the_upstream_body():
+    """Defence in depth behind the schema's refusal: the policy writes the fields the reserve
+    was computed on after merging model_options."""
+    policy = ChatPolicy(default_max_output=100)
+    request = {"model": "m", "messages": [user("hi")], "max_tokens": 1, "stream": False,
+               "model_options": {"max_completion_tokens": 5000, "model": "dear",
+                                 "messages": [], "stream": True, "top_k": 3}}
+    body = policy.upstream_body(request, "cheap", restore_reasoning=lambda ids: None)
+    assert body["model"] == "cheap" and body["messages"] == [user("hi")]
+    assert body["max_completion_tokens"] == 1 and body["stream"] is False
+    assert body["top_k"] == 3 and "model_options" not in body

@@ -175,3 +175,62 @@ def test_client_disconnect_bills_only_what_was_relayed(app, client, account, led
     with app.app_context():
         spent = Decimal("100") - wallet.balance(account.account_id)
     assert Decimal(0) < spent < Decimal("0.05")  # not the 5000 tokens the upstream reported
+
+
+def _db_down(times: list[int]):
+    """wallet.settle that fails like an unreachable database `times[0]` times."""
+    from sqlalchemy.exc import OperationalError
+
+    real = wallet.settle
+
+    def settle(*args, **kwargs):
+        if times[0] > 0:
+            times[0] -= 1
+            raise OperationalError("UPDATE holds", {}, Exception("connection refused"))
+        return real(*args, **kwargs)
+
+    return settle
+
+
+@responses.activate
+def test_database_away_at_settle_time_is_retried(app, client, account, monkeypatch, ledger_ok):
+    from beatra.billing import holds
+
+    monkeypatch.setattr(holds, "SETTLE_BACKOFF", (0.01, 0.01, 0.01, 0.01))
+    monkeypatch.setattr(holds.wallet, "settle", _db_down([3]))
+    upstream_stream(chunk({"content": "hello"}), chunk(finish="stop"),
+                    chunk(usage={"prompt_tokens": 5, "completion_tokens": 2,
+                                 "total_tokens": 7}, choices=False))
+    events = parse_sse(client.post(CHAT, json={"model": "test-chat", "messages": [user()],
+                                               "stream": True}, headers=account.headers).data)
+    assert events[-1] == (None, "[DONE]")
+    with app.app_context():
+        assert wallet.open_holds() == []
+        assert wallet.balance(account.account_id) < Decimal("100")
+
+
+@responses.activate
+def test_database_away_longer_hands_the_settlement_to_the_keeper(app, client, account,
+                                                                monkeypatch, ledger_ok):
+    import time
+
+    from beatra.billing import holds
+
+    monkeypatch.setattr(holds, "SETTLE_BACKOFF", (0.01,))
+    failures = [4]  # the request's two attempts fail, then the keeper's first two
+    monkeypatch.setattr(holds.wallet, "settle", _db_down(failures))
+    keeper = holds.keeper_for(app)
+    monkeypatch.setattr(keeper, "interval", 0.05)
+    upstream_stream(chunk({"content": "hello"}), chunk(finish="stop"),
+                    chunk(usage={"prompt_tokens": 5, "completion_tokens": 2,
+                                 "total_tokens": 7}, choices=False))
+    events = parse_sse(client.post(CHAT, json={"model": "test-chat", "messages": [user()],
+                                               "stream": True}, headers=account.headers).data)
+    assert events[-1] == (None, "[DONE]")
+    deadline = time.monotonic() + 5
+    with app.app_context():
+        while wallet.open_holds() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert wallet.open_holds() == []
+        assert failures == [0]
+        assert wallet.balance(account.account_id) < Decimal("100")
