@@ -42,7 +42,8 @@ from beatra.chat.routing import CAPABILITY, model_unavailable, resolve_model
 from beatra.errors import ApiError, error_body
 from beatra.extensions import db
 from beatra.providers import openai_chat
-from beatra.providers.openai_chat import IncompleteStream, UpstreamFailure
+from beatra.providers.failures import ProviderFailure
+from beatra.providers.openai_chat import IncompleteStream
 
 log = logging.getLogger(__name__)
 
@@ -123,20 +124,20 @@ def _open_first(call: ChatCall, bodies: list[tuple[Route, dict[str, Any]]],
     try:
         return first_answer([route for route, _ in bodies],
                             lambda route: opener(route, by_route[id(route)]),
-                            account_id=call.account_id, failures=(UpstreamFailure,))
+                            account_id=call.account_id, failures=(ProviderFailure,))
     except NoRouteAdmitted:
         raise model_unavailable(call.model) from None
-    except UpstreamFailure as failure:
+    except ProviderFailure as failure:
         raise _client_error(failure, call.model) from None
 
 
-def _client_error(failure: UpstreamFailure, model: Model) -> ApiError:
-    if failure.kind == "rejected":
+def _client_error(failure: ProviderFailure, model: Model) -> ApiError:
+    if failure.code == "invalid_request":
         return ApiError(422, "invalid_request", f"Upstream rejected the request: "
                         f"{failure.message}", param=failure.param,
                         details={"upstream_status": failure.status})
     headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
-    if failure.kind == "unavailable":
+    if failure.code == "model_unavailable":
         return ApiError(503, "model_unavailable", f"Model '{model.id}' is unavailable: "
                         f"{failure.message}", retryable=failure.retryable, headers=headers)
     return ApiError(502, "upstream_error", f"Model request failed: {failure.message}",

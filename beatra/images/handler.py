@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from beatra.catalog.failover import NoRouteAdmitted, first_answer
 from beatra.catalog.model import Route
 from beatra.catalog.registry import current_catalog, usable_routes
 from beatra.errors import ApiError
@@ -19,10 +18,11 @@ from beatra.images import pricing
 from beatra.images.options import ImagePlan
 from beatra.images.service import IMAGE_TO_IMAGE, INPUT_MIME_TYPES
 from beatra.providers import openai_images
-from beatra.providers.openai_images import ImageRequest, ImageResult, ImagesFailure, InputImage
+from beatra.providers.openai_images import ImageRequest, ImageResult, InputImage
 from beatra.storage.service import get_artifact, open_artifact, save_bytes
 from beatra.tasks.context import TaskContext
 from beatra.tasks.handlers import Done, TaskFailure, Wait
+from beatra.tasks.routing import first_route_answer
 
 log = logging.getLogger(__name__)
 
@@ -101,25 +101,14 @@ def _call(ctx: TaskContext, routes: list[Route], plan: ImagePlan, prompt: str,
         req = ImageRequest(upstream_model=route.upstream_model, prompt=prompt, n=plan.n,
                            size=plan.size, quality=plan.quality,
                            output_format=plan.output_format)
-        try:
-            if inputs is None:
-                return openai_images.generate(route, req)
-            return openai_images.edit(route, req, inputs)
-        except ImagesFailure as failure:
-            if failure.kind == "policy":
-                raise TaskFailure("content_policy_violation", failure.message) from None
-            raise
+        if inputs is None:
+            return openai_images.generate(route, req)
+        return openai_images.edit(route, req, inputs)
 
-    try:
-        _, result = first_answer(routes, attempt, account_id=ctx.account_id,
-                                 failures=(ImagesFailure,), between=ctx.checkpoint)
-    except NoRouteAdmitted:
-        raise TaskFailure("model_unavailable", "Another request is probing this model's "
-                          "upstream; try again shortly.", retryable=True) from None
-    except ImagesFailure as failure:
-        raise TaskFailure("upstream_error", failure.message,
-                          retryable=failure.retryable) from None
-    return result
+    # A moderation refusal keeps its code; anything else the upstream refused or broke is an
+    # upstream_error for the task.
+    return first_route_answer(ctx, routes, attempt, public_code=lambda f: (
+        f.code if f.code == "content_policy_violation" else "upstream_error"))
 
 
 def _store(ctx: TaskContext, result: ImageResult) -> list[dict[str, Any]]:

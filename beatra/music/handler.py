@@ -20,7 +20,6 @@ import time
 from typing import Any
 
 from beatra.catalog.circuits import breaker
-from beatra.catalog.failover import NoRouteAdmitted, first_answer
 from beatra.catalog.model import Model, Route
 from beatra.catalog.registry import current_catalog, usable_routes
 from beatra.errors import ApiError
@@ -28,12 +27,14 @@ from beatra.extensions import db
 from beatra.music import callbacks, pricing
 from beatra.music.options import MINIMAX, MusicPlan
 from beatra.providers import minimax_music, suno_api
-from beatra.providers.minimax_music import MiniMaxFailure, MusicRequest, MusicResult
+from beatra.providers.failures import ProviderFailure
+from beatra.providers.minimax_music import MusicRequest, MusicResult
 from beatra.providers.output_files import DownloadError, download
-from beatra.providers.suno_api import SunoFailure, SunoRequest
+from beatra.providers.suno_api import SunoRequest
 from beatra.storage.service import content_url, get_artifact, save_bytes
 from beatra.tasks.context import TaskContext
 from beatra.tasks.handlers import Done, TaskFailure, Wait
+from beatra.tasks.routing import first_route_answer
 
 log = logging.getLogger(__name__)
 
@@ -133,17 +134,7 @@ def _minimax(ctx: TaskContext, model: Model, plan: MusicPlan) -> Done | Wait:
                            cover_audio_url=cover_url)
         return minimax_music.generate(route, req)
 
-    try:
-        _, result = first_answer(routes, attempt, account_id=ctx.account_id,
-                                 failures=(MiniMaxFailure,), between=ctx.checkpoint)
-    except NoRouteAdmitted:
-        raise TaskFailure("model_unavailable", "Another request is probing this model's "
-                          "upstream; try again shortly.", retryable=True) from None
-    except MiniMaxFailure as failure:
-        log.warning("minimax music failed", extra={"fields": {
-            "task_id": ctx.task_id, "status_code": failure.status_code,
-            "code": failure.code}})
-        raise TaskFailure(failure.code, failure.message, retryable=failure.retryable) from None
+    result = first_route_answer(ctx, routes, attempt)
     ctx.checkpoint()  # canceled while MiniMax worked: the late result is discarded here
     ctx.progress("storing", 90)
     track = _store(ctx, 0, result.audio, plan.title, plan.lyrics)
@@ -177,7 +168,7 @@ def _suno(ctx: TaskContext, model: Model, plan: MusicPlan) -> Done | Wait:
                           "task is no longer configured.")
     try:
         record = suno_api.record_info(route, state["task_id"])
-    except SunoFailure as failure:
+    except ProviderFailure as failure:
         errors = state.get("errors", 0) + 1
         if failure.retryable and errors < MAX_POLL_ERRORS:
             log.warning("suno poll failed; will retry", extra={"fields": {
@@ -232,7 +223,7 @@ def _suno_submit(ctx: TaskContext, model: Model, plan: MusicPlan) -> Done | Wait
                       extra=plan.suno_extra)
     try:
         upstream_id = suno_api.submit(route, req)
-    except SunoFailure as failure:
+    except ProviderFailure as failure:
         if failure.retryable:
             breaker.failure(route, ctx.account_id)
         throttles = ctx.state.get("submit_throttles", 0)

@@ -17,6 +17,7 @@ import orjson
 import requests
 
 from beatra.catalog.model import Route
+from beatra.providers.failures import ProviderFailure
 from beatra.providers.http import upstream_session
 from beatra.providers.output_files import DownloadError, download
 
@@ -40,21 +41,11 @@ STATUS_CODES: dict[int, tuple[str, bool]] = {
 _HTTP_CODES = {401: 1004, 403: 1004, 429: 1002}
 
 
-@dataclass
-class MiniMaxFailure(Exception):
-    """A failed call: `code` is the public TaskError code; `status_code` MiniMax's own."""
-
-    code: str
-    message: str
-    retryable: bool
-    status_code: int | None = None
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
-
-    @property
-    def try_next(self) -> bool:  # beatra.catalog.failover: another route may do better
-        return self.retryable
+def _failure(code: str, message: str, retryable: bool,
+             upstream_code: int | None = None) -> ProviderFailure:
+    """MiniMax's answers map to public task codes directly; another route helps only when the
+    same request may succeed later."""
+    return ProviderFailure(code, message, retryable=retryable, upstream_code=upstream_code)
 
 
 @dataclass(frozen=True)
@@ -92,9 +83,9 @@ class MusicResult:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def failure_for(status_code: int, message: str) -> MiniMaxFailure:
+def failure_for(status_code: int, message: str) -> ProviderFailure:
     code, retryable = STATUS_CODES.get(status_code, ("upstream_error", False))
-    return MiniMaxFailure(code, f"MiniMax answered {status_code}: {message}", retryable,
+    return _failure(code, f"MiniMax answered {status_code}: {message}", retryable,
                           status_code)
 
 
@@ -117,11 +108,11 @@ def _check(resp: requests.Response, provider: str) -> dict[str, Any]:
         mapped = _HTTP_CODES.get(resp.status_code)
         if mapped is not None:
             raise failure_for(mapped, f"HTTP {resp.status_code}")
-        raise MiniMaxFailure("upstream_error", f"upstream {provider} answered HTTP "
+        raise _failure("upstream_error", f"upstream {provider} answered HTTP "
                              f"{resp.status_code}", resp.status_code >= 500 or
                              resp.status_code == 408)
     if body is None:
-        raise MiniMaxFailure("upstream_error", f"upstream {provider} sent a malformed body",
+        raise _failure("upstream_error", f"upstream {provider} sent a malformed body",
                              True)
     return body
 
@@ -135,10 +126,10 @@ def _post(route: Route, path: str, body: dict[str, Any]) -> dict[str, Any]:
                      "Content-Type": "application/json", "Accept": "application/json"},
             timeout=(provider.connect_timeout, provider.read_timeout))
     except requests.Timeout:
-        raise MiniMaxFailure("upstream_error", f"upstream {provider.name} timed out after "
+        raise _failure("upstream_error", f"upstream {provider.name} timed out after "
                              f"{provider.read_timeout:g}s", True) from None
     except requests.RequestException as exc:
-        raise MiniMaxFailure("upstream_error", f"cannot reach upstream {provider.name} "
+        raise _failure("upstream_error", f"cannot reach upstream {provider.name} "
                              f"({type(exc).__name__})", True) from None
     try:
         return _check(resp, provider.name)
@@ -152,21 +143,21 @@ def generate(route: Route, req: MusicRequest) -> MusicResult:
     data = body.get("data")
     audio = data.get("audio") if isinstance(data, dict) else None
     if not isinstance(audio, str) or not audio:
-        raise MiniMaxFailure("upstream_error", "MiniMax answered without audio", True)
+        raise _failure("upstream_error", "MiniMax answered without audio", True)
     if data.get("status", 2) != 2:  # type: ignore[union-attr]
-        raise MiniMaxFailure("upstream_error", "MiniMax answered before the audio was done "
+        raise _failure("upstream_error", "MiniMax answered before the audio was done "
                              f"(status {data.get('status')})", True)  # type: ignore[union-attr]
     if audio.startswith(("http://", "https://")):
         try:
             raw = download(audio, read_timeout=route.provider.read_timeout)
         except DownloadError as err:
-            raise MiniMaxFailure("upstream_error", f"MiniMax's audio URL failed: {err.message}",
+            raise _failure("upstream_error", f"MiniMax's audio URL failed: {err.message}",
                                  err.retryable) from None
     else:
         try:
             raw = bytes.fromhex(audio)
         except ValueError:
-            raise MiniMaxFailure("upstream_error", "MiniMax sent audio that is neither hex nor "
+            raise _failure("upstream_error", "MiniMax sent audio that is neither hex nor "
                                  "a URL", True) from None
     extra = body.get("extra_info") if isinstance(body.get("extra_info"), dict) else {}
     duration = extra.get("music_duration")

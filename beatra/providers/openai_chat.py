@@ -6,7 +6,6 @@ Knows the wire format and how failures look; knows nothing about accounts or bil
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -14,58 +13,41 @@ import requests
 
 from beatra.catalog.model import Provider
 from beatra.providers import http
+from beatra.providers.failures import ProviderFailure
 from beatra.providers.openai_errors import error_of, transport_problem
 
 
-@dataclass
-class UpstreamFailure(Exception):
-    """A failed upstream call, classified for the gateway.
-
-    kind: rejected (the request's fault → 422), unavailable (→ 503), error (→ 502).
-    try_next: another route may succeed. retryable: the same request to beatra may succeed.
-    """
-
-    kind: str
-    message: str
-    status: int | None = None
-    param: str | None = None
-    try_next: bool = True
-    retryable: bool = True
-    retry_after: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.message}"
-
-
-def classify(resp: requests.Response, provider: str) -> UpstreamFailure:
+def classify(resp: requests.Response, provider: str) -> ProviderFailure:
     status = resp.status_code
     err = error_of(resp)
     message, code, param = err.message, err.code or err.type, err.param
     where = f"upstream {provider} answered {status}: {message}"
     if status == 429:
         if code == "insufficient_quota":
-            return UpstreamFailure("unavailable", where, status, retryable=False)
-        return UpstreamFailure("unavailable", where, status,
+            return ProviderFailure("model_unavailable", where, status, retryable=False,
+                                   try_next=True)
+        return ProviderFailure("model_unavailable", where, status,
                                retry_after=resp.headers.get("retry-after"))
     if status in (401, 403):
-        return UpstreamFailure("unavailable", f"upstream {provider} refused our credentials",
-                               status, retryable=False)
+        return ProviderFailure("model_unavailable", f"upstream {provider} refused our credentials",
+                               status, retryable=False, try_next=True)
     if status == 404:
-        return UpstreamFailure("unavailable", where, status, retryable=False)
+        return ProviderFailure("model_unavailable", where, status, retryable=False,
+                               try_next=True)
     if status == 408:
-        return UpstreamFailure("error", where, status)
+        return ProviderFailure("upstream_error", where, status)
     if 400 <= status < 500:
         pointer = f"/{param}" if param else None
-        return UpstreamFailure("rejected", message, status, param=pointer, try_next=False,
+        return ProviderFailure("invalid_request", message, status, param=pointer, try_next=False,
                                retryable=False)
     if status == 503:
-        return UpstreamFailure("unavailable", where, status,
+        return ProviderFailure("model_unavailable", where, status,
                                retry_after=resp.headers.get("retry-after"))
-    return UpstreamFailure("error", where, status)
+    return ProviderFailure("upstream_error", where, status)
 
 
 def send(provider: Provider, body: dict[str, Any], *, stream: bool) -> requests.Response:
-    """POST {base}/chat/completions; raises UpstreamFailure for transport errors and non-2xx."""
+    """POST {base}/chat/completions; raises ProviderFailure for transport errors and non-2xx."""
     try:
         resp = http.post(
             f"{provider.base_url}/chat/completions",
@@ -78,7 +60,8 @@ def send(provider: Provider, body: dict[str, Any], *, stream: bool) -> requests.
         )
     except requests.RequestException as exc:
         unreachable, message = transport_problem(exc, provider.name)
-        raise UpstreamFailure("unavailable" if unreachable else "error", message) from None
+        raise ProviderFailure("model_unavailable" if unreachable else "upstream_error",
+                              message) from None
     if resp.status_code >= 400:
         try:
             raise classify(resp, provider.name)
@@ -91,9 +74,10 @@ def read_json(resp: requests.Response, provider: str) -> dict[str, Any]:
     try:
         body = orjson.loads(resp.content)
     except (orjson.JSONDecodeError, requests.RequestException):
-        raise UpstreamFailure("error", f"upstream {provider} sent a malformed body") from None
+        raise ProviderFailure("upstream_error",
+                              f"upstream {provider} sent a malformed body") from None
     if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
-        raise UpstreamFailure("error", f"upstream {provider} sent an unexpected body")
+        raise ProviderFailure("upstream_error", f"upstream {provider} sent an unexpected body")
     return body
 
 

@@ -16,6 +16,7 @@ import orjson
 import requests
 
 from beatra.catalog.model import Route
+from beatra.providers.failures import ProviderFailure
 from beatra.providers.http import upstream_session
 from beatra.providers.openai_errors import error_of, transport_problem
 
@@ -23,25 +24,6 @@ MAX_EDIT_IMAGES = 16
 # Error codes OpenAI uses when its safety system refuses a prompt or an input image.
 _POLICY_CODES = frozenset({"moderation_blocked", "content_policy_violation",
                            "image_generation_user_error", "safety_violation"})
-
-
-@dataclass
-class ImagesFailure(Exception):
-    """A failed Images API call, classified.
-
-    kind: policy (safety refusal), rejected (this request's fault), unavailable (credentials,
-    quota, unknown model, overload), error (5xx, timeouts, malformed answers).
-    try_next: another route may succeed. retryable: the same request may succeed later.
-    """
-
-    kind: str
-    message: str
-    status: int | None = None
-    try_next: bool = True
-    retryable: bool = True
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -76,24 +58,26 @@ class ImageResult:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def classify(resp: requests.Response, provider: str) -> ImagesFailure:
+def classify(resp: requests.Response, provider: str) -> ProviderFailure:
     status = resp.status_code
     err = error_of(resp)
     message, code, kind = err.message, err.code, err.type
     where = f"upstream {provider} answered {status}: {message}"
     if status == 400 and (code in _POLICY_CODES or kind in _POLICY_CODES):
-        return ImagesFailure("policy", message, status, try_next=False, retryable=False)
+        return ProviderFailure("content_policy_violation", message, status, retryable=False)
     if status == 429:
         quota = code == "insufficient_quota" or kind == "insufficient_quota"
-        return ImagesFailure("unavailable", where, status, retryable=not quota)
+        return ProviderFailure("model_unavailable", where, status, retryable=not quota,
+                               try_next=True)
     if status in (401, 403):
-        return ImagesFailure("unavailable", f"upstream {provider} refused our credentials",
+        return ProviderFailure("model_unavailable", f"upstream {provider} refused our credentials",
                              status, retryable=False)
     if status == 404:
-        return ImagesFailure("unavailable", where, status, retryable=False)
+        return ProviderFailure("model_unavailable", where, status, retryable=False,
+                               try_next=True)
     if status == 408 or status >= 500:
-        return ImagesFailure("error", where, status)
-    return ImagesFailure("rejected", where, status, try_next=False, retryable=False)
+        return ProviderFailure("upstream_error", where, status)
+    return ProviderFailure("invalid_request", where, status, retryable=False)
 
 
 def _post(route: Route, path: str, **kwargs: Any) -> requests.Response:
@@ -108,7 +92,8 @@ def _post(route: Route, path: str, **kwargs: Any) -> requests.Response:
         )
     except requests.RequestException as exc:
         unreachable, message = transport_problem(exc, provider.name)
-        raise ImagesFailure("unavailable" if unreachable else "error", message) from None
+        raise ProviderFailure("model_unavailable" if unreachable else "upstream_error",
+                              message) from None
     if resp.status_code >= 400:
         try:
             raise classify(resp, provider.name)
@@ -118,7 +103,7 @@ def _post(route: Route, path: str, **kwargs: Any) -> requests.Response:
 
 
 def _result(resp: requests.Response, provider: str) -> ImageResult:
-    malformed = ImagesFailure("error", f"upstream {provider} sent a malformed body")
+    malformed = ProviderFailure("upstream_error", f"upstream {provider} sent a malformed body")
     try:
         body = orjson.loads(resp.content)
     except (orjson.JSONDecodeError, requests.RequestException):
@@ -130,11 +115,13 @@ def _result(resp: requests.Response, provider: str) -> ImageResult:
     for item in data:
         b64 = item.get("b64_json") if isinstance(item, dict) else None
         if not isinstance(b64, str) or not b64:
-            raise ImagesFailure("error", f"upstream {provider} sent an image without b64_json")
+            raise ProviderFailure("upstream_error",
+                                  f"upstream {provider} sent an image without b64_json")
         try:
             images.append(base64.b64decode(b64, validate=True))
         except (binascii.Error, ValueError):
-            raise ImagesFailure("error", f"upstream {provider} sent invalid base64") from None
+            raise ProviderFailure("upstream_error",
+                                  f"upstream {provider} sent invalid base64") from None
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
     return ImageResult(images=images, usage=usage, size=body.get("size"),
                        quality=body.get("quality"), output_format=body.get("output_format"),

@@ -17,6 +17,7 @@ import orjson
 import requests
 
 from beatra.catalog.model import Route
+from beatra.providers.failures import ProviderFailure
 from beatra.providers.http import upstream_session
 
 VERSIONS = ("V4", "V4_5", "V4_5PLUS", "V4_5ALL", "V5", "V5_5")
@@ -52,15 +53,10 @@ def custom_limits(version: str) -> tuple[int, int, int]:
     return CUSTOM_LIMITS.get(version, DEFAULT_CUSTOM_LIMITS)
 
 
-@dataclass
-class SunoFailure(Exception):
-    code: str
-    message: str
-    retryable: bool
-    body_code: int | None = None
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
+def _failure(code: str, message: str, retryable: bool,
+             upstream_code: int | None = None) -> ProviderFailure:
+    """Suno's answers map to public task codes directly (see CODES)."""
+    return ProviderFailure(code, message, retryable=retryable, upstream_code=upstream_code)
 
 
 @dataclass(frozen=True)
@@ -116,19 +112,19 @@ class Record:
     def pending(self) -> bool:
         return self.status in PENDING_STATUSES
 
-    def failure(self) -> SunoFailure:
+    def failure(self) -> ProviderFailure:
         code, retryable = FAILED_STATUSES.get(self.status, ("upstream_error", False))
         detail = f": {self.error_message}" if self.error_message else ""
-        return SunoFailure(code, f"Suno task ended {self.status}{detail}", retryable)
+        return _failure(code, f"Suno task ended {self.status}{detail}", retryable)
 
 
-def failure_for_code(code: int, message: str) -> SunoFailure:
+def failure_for_code(code: int, message: str) -> ProviderFailure:
     public, retryable = BODY_CODES.get(code, ("upstream_error", code >= 500))
-    return SunoFailure(public, f"Suno answered code {code}: {message}", retryable, code)
+    return _failure(public, f"Suno answered code {code}: {message}", retryable, code)
 
 
 def _request(route: Route, method: str, path: str, **kwargs: Any) -> Any:
-    """The `data` of a code-200 answer; SunoFailure otherwise."""
+    """The `data` of a code-200 answer; a ProviderFailure otherwise."""
     provider = route.provider
     try:
         resp = upstream_session().request(
@@ -137,9 +133,9 @@ def _request(route: Route, method: str, path: str, **kwargs: Any) -> Any:
                      **({"Content-Type": "application/json"} if "data" in kwargs else {})},
             timeout=(provider.connect_timeout, provider.read_timeout), **kwargs)
     except requests.Timeout:
-        raise SunoFailure("upstream_error", f"upstream {provider.name} timed out", True) from None
+        raise _failure("upstream_error", f"upstream {provider.name} timed out", True) from None
     except requests.RequestException as exc:
-        raise SunoFailure("upstream_error", f"cannot reach upstream {provider.name} "
+        raise _failure("upstream_error", f"cannot reach upstream {provider.name} "
                           f"({type(exc).__name__})", True) from None
     with resp:
         try:
@@ -151,7 +147,7 @@ def _request(route: Route, method: str, path: str, **kwargs: Any) -> Any:
     if resp.status_code >= 400:
         raise failure_for_code(resp.status_code, f"HTTP {resp.status_code}")
     if not isinstance(body, dict) or body.get("code") != 200:
-        raise SunoFailure("upstream_error", f"upstream {provider.name} sent a malformed body",
+        raise _failure("upstream_error", f"upstream {provider.name} sent a malformed body",
                           True)
     return body.get("data")
 
@@ -162,7 +158,7 @@ def submit(route: Route, req: SunoRequest) -> str:
     data = _request(route, "POST", path, data=orjson.dumps(req.body()))
     task_id = data.get("taskId") if isinstance(data, dict) else None
     if not isinstance(task_id, str) or not task_id:
-        raise SunoFailure("upstream_error", "Suno accepted the request without a taskId", True)
+        raise _failure("upstream_error", "Suno accepted the request without a taskId", True)
     return task_id
 
 
@@ -185,7 +181,7 @@ def _clip(item: dict[str, Any]) -> Clip:
 def record_info(route: Route, task_id: str) -> Record:
     data = _request(route, "GET", "/api/v1/generate/record-info", params={"taskId": task_id})
     if not isinstance(data, dict) or not isinstance(data.get("status"), str):
-        raise SunoFailure("upstream_error", "Suno sent a record without a status", True)
+        raise _failure("upstream_error", "Suno sent a record without a status", True)
     response = data.get("response") if isinstance(data.get("response"), dict) else {}
     items = response.get("sunoData") or []
     clips = [_clip(item) for item in items if isinstance(item, dict)]
