@@ -1,6 +1,7 @@
 """The /openai/v1 images surface end to end with the official OpenAI SDKs, unchanged: Python
 (`openai`) in this process and Node (`tests/e2e/node`, installed by `npm ci`) as a subprocess,
-against gunicorn (gevent worker, embedded task runner) and the sandbox upstream.
+against gunicorn (gevent worker) and the sandbox upstream, with tasks run in the web process
+and by separate dramatiq workers (Redis mode).
 
 Covered for both: generate (url), edit with two images, b64_json, the wait ending before the
 task (504 naming the task, no automatic retry that would charge again), 402, and an idempotent
@@ -38,9 +39,14 @@ def png(w: int, h: int, color: tuple[int, int, int]) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[TaskStack]:
-    s = TaskStack(tmp_path_factory.mktemp("openai-images"), threads=4)
+@pytest.fixture(scope="module", params=["embedded", pytest.param("redis",
+                                                                 marks=pytest.mark.services)])
+def stack(request, tmp_path_factory) -> Iterator[TaskStack]:
+    """Embedded (tasks in the web process) and Redis mode (separate dramatiq workers): the
+    wait only reads the task row, so it works the same across processes."""
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    s = TaskStack(tmp_path_factory.mktemp(f"openai-images-{request.param}"),
+                  redis_url=redis_url, threads=4)
     try:
         yield s.start()
     finally:
