@@ -14,5 +14,13 @@ timeout = 120
 graceful_timeout = 60
 keepalive = 75
 preload_app = False
+# gunicorn >= 25 opens a control socket (for `gunicornc`) at one path per user by default
+# ($XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl), so every instance on a host
+# would share it. beatra needs none: it is off unless GUNICORN_CONTROL_SOCKET names a path for
+# this instance. (Older gunicorn ignores both names.)
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET")
+if _control_socket:
+    control_socket = _control_socket
+control_socket_disable = not _control_socket
 accesslog = None  # the app logs one JSON line per request with its request id
 errorlog = "-"

@@ -107,6 +107,7 @@ def register_blueprints(app: Flask) -> None:
     from beatra.api.media_inputs import MEDIA_INPUT_COMPONENTS
     from beatra.api.music.callbacks import blp as music_callbacks_blp
     from beatra.api.music.routes import blp as music_blp
+    from beatra.api.openai_compat import register as register_openai_compat
     from beatra.api.tasks.routes import blp as tasks_blp
     from beatra.api.unions import component_name
     from beatra.api.uploads.routes import blp as uploads_blp
@@ -118,6 +119,7 @@ def register_blueprints(app: Flask) -> None:
     for blp in (health_blp, catalog_blp, chat_blp, uploads_blp, content_blp, tasks_blp,
                 images_blp, webhooks_blp, music_blp, music_callbacks_blp):
         rest_api.register_blueprint(blp)
+    register_openai_compat(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

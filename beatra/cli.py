@@ -6,6 +6,8 @@ Bad arguments exit non-zero with a one-line message and write nothing.
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from decimal import Decimal
 
 import click
@@ -13,6 +15,7 @@ import orjson
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from beatra import devenv
 from beatra.accounts import service as accounts
 from beatra.billing import holds, wallet
 from beatra.billing.money import fmt, parse_credits
@@ -148,6 +151,19 @@ def keys_limits(key_id: str, rpm: int | str | None, streams: int | str | None,
           f"key {key.id}: rpm {shown(key.rpm_limit)}, streams {shown(key.stream_limit)}")
 
 
+def _apply_running_allowlist() -> None:
+    """Without BEATRA_NET_ALLOWLIST here, check the URL as a running `make run` would (its
+    allowlist; beatra.devenv), so this command accepts what its API accepts."""
+    if os.environ.get(devenv.ALLOWLIST_ENV) is not None:
+        return
+    allowlist = devenv.running_allowlist()
+    if allowlist is None:
+        return
+    settings = current_app.extensions["beatra.settings"]
+    current_app.extensions["beatra.settings"] = replace(settings, net_allowlist=allowlist)
+    click.echo(f"(using the running `make run`'s {devenv.ALLOWLIST_ENV}={allowlist})", err=True)
+
+
 @webhooks_cli.command("set", cls=OneLineCommand)
 @account_option
 @click.option("--url", required=True, help="HTTPS URL that receives task callbacks.")
@@ -155,6 +171,7 @@ def keys_limits(key_id: str, rpm: int | str | None, streams: int | str | None,
 def webhooks_set(account_id: str, url: str, as_json: bool) -> None:
     """Set the endpoint; a new endpoint's signing secret is printed once."""
     _require_account(account_id)
+    _apply_running_allowlist()
     try:
         saved = webhook_endpoints.save(account_id, url)
     except ApiError as exc:

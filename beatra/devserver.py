@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from beatra import devenv
 from beatra.localprocs import NotReady, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +64,7 @@ def main() -> None:
     _require_free(PORT, "gateway", "BEATRA_PORT")
     _require_free(SANDBOX_PORT, "sandbox upstream", "BEATRA_SANDBOX_PORT")
     key = _demo_key()
+    devenv.record(env["BEATRA_NET_ALLOWLIST"])  # the CLI in another shell applies it too
 
     procs = [
         subprocess.Popen([sys.executable, "-m", "beatra.sandbox", "--port", str(SANDBOX_PORT)],
@@ -91,6 +93,7 @@ Ctrl-C stops it.
 """, flush=True)
 
     def stop(*_: object) -> None:
+        devenv.forget()
         for p in procs:
             p.terminate()
         for p in procs:

@@ -1,5 +1,7 @@
 """Shared fixtures. Default backend: SQLite in a temp dir, migrated once per session and copied
-per test. Set BEATRA_TEST_DATABASE_URL=postgresql://… to run the same suite on Postgres."""
+per test. Set BEATRA_TEST_DATABASE_URL=postgresql://… to run the same suite on Postgres: it drops
+and recreates that database's `public` schema, so it must be a database whose name ends in
+`test` (BEATRA_TEST_DATABASE_FORCE=1 overrides that check)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,21 @@ TESTS = Path(__file__).resolve().parent
 TEST_CATALOG = TESTS / "catalogs" / "test.yaml"
 PG_URL = os.environ.get("BEATRA_TEST_DATABASE_URL")
 REQUIRE_SERVICES = os.environ.get("BEATRA_REQUIRE_SERVICES") == "1"
+FORCE_DATABASE_ENV = "BEATRA_TEST_DATABASE_FORCE"
+
+
+def refuse_database(url: str, force: bool) -> str | None:
+    """Why the suite must not wipe the database `url` names (None: it may). Only a database
+    whose name says it is for tests (ends in `test`: `test`, `beatra_test`, …) is wiped."""
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database or ""
+    if force or name.lower().endswith("test"):
+        return None
+    return (f"BEATRA_TEST_DATABASE_URL names database {name!r}: the test suite runs DROP SCHEMA "
+            f"public CASCADE on it, so it only uses a database whose name ends in 'test'. "
+            f"Use one (e.g. createdb beatra_test), or set {FORCE_DATABASE_ENV}=1 if this one "
+            "really is disposable.")
 
 
 def need_service(name: str, available: bool, why: str = "") -> None:
@@ -44,6 +61,9 @@ def _migrate(app: Flask) -> None:
 @pytest.fixture(scope="session")
 def _template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     if PG_URL:
+        refusal = refuse_database(PG_URL, os.environ.get(FORCE_DATABASE_ENV) == "1")
+        if refusal:
+            pytest.exit(refusal, returncode=4)
         app = create_app({"database_url": PG_URL, "catalog_path": str(TEST_CATALOG)})
         with app.app_context():
             db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))

@@ -37,8 +37,9 @@ def summary(task: Task) -> dict[str, Any]:
         "status": task.status,
         "capability": task.capability,
         "model": task.model,
-        # The contract: null until execution starts.
-        "resolved_model": task.resolved_model if task.started_at is not None else None,
+        # Chosen at submission (an `auto_routed` warning names it then too), so shown from the
+        # start: a queued task's envelope says which model will run.
+        "resolved_model": task.resolved_model,
         "metadata": task.meta,
         "progress": task.progress,
         "warnings": task.warnings or [],

@@ -112,8 +112,10 @@ class TaskStack(Stack):
     def flush_redis(self) -> None:
         import redis
 
+        from tests.e2e.conftest import flush_claimed
+
         assert self.redis_url
-        redis.Redis.from_url(self.redis_url).flushdb()
+        flush_claimed(redis.Redis.from_url(self.redis_url))
 
     # --- the database, in this process -------------------------------------------------
 

@@ -72,7 +72,7 @@ def test_text_to_image_runs_stores_and_bills(client, account, upstream, ledger_o
                     output_format="jpeg", n=2)
     assert queued["status"] == "queued" and queued["object"] == "task"
     assert queued["capability"] == "images.generations"
-    assert (queued["model"], queued["resolved_model"]) == ("gpt-image-2", None)
+    assert (queued["model"], queued["resolved_model"]) == ("gpt-image-2", "gpt-image-2")
     assert queued["links"]["cancel"].endswith(f"/v1/tasks/{queued['task_id']}/cancel")
     # Hold: (9 prompt bytes + 100) text tokens, 2 x ceil(4160 x 1536*864/1024^2) image tokens,
     # 2 images: 0.109 + 1.053 + 1.0.

@@ -364,7 +364,8 @@ def test_suno_description_mode_and_auto_routing(app, client, account, upstream, 
     hold_messages(app, monkeypatch)
     upstream.post(SUNO_GEN, json={"code": 200, "msg": "success", "data": {"taskId": "s2"}})
     queued = accepted(client, account, model="auto", prompt="a happy birthday song")
-    assert queued["resolved_model"] is None  # not started yet
+    # Routed at submission: the queued envelope names the model its warning names.
+    assert queued["resolved_model"] == "suno-5.5"
     assert [w["code"] for w in queued["warnings"]] == ["auto_routed"]
     assert "suno-5.5" in queued["warnings"][0]["message"]
     run_step(app, queued["task_id"])

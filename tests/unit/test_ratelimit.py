@@ -98,6 +98,9 @@ def test_concurrent_streams_limit(app, account, ledger_ok):
     open_stream.close()  # the slot is released when the response closes
     third = client.post("/v1/chat/completions", json=body, headers=account.headers)
     assert third.status_code == 200
+    # Closed here, not by the garbage collector at some later point (e.g. inside ledger_ok's
+    # app context, whose session the relay's cleanup would then close under it).
+    third.close()
 
 
 def test_memory_stream_slots_expire():

@@ -174,7 +174,7 @@ def test_cancel_a_queued_task_refunds_at_once(app, client, account, monkeypatch,
     body = resp.get_json()
     assert body["status"] == "canceled" and body["cancel_reason"] == "changed my mind"
     assert body["cancel_requested_at"] and body["completed_at"]
-    assert body["links"]["cancel"] is None and body["resolved_model"] is None
+    assert body["links"]["cancel"] is None and body["resolved_model"] == "gpt-image-2"
     assert body["billing"]["refunded_credits"] == task["billing"]["reserved_credits"]
     assert balance(client, account) == Decimal("100")
     again = client.post(f"/v1/tasks/{task['task_id']}/cancel", headers=account.headers)

@@ -204,7 +204,8 @@ class TaskEnvelopeSchema(Schema):
     model = fields.String(required=True, metadata={
         "description": "Caller-requested model verbatim (may be 'auto')"})
     resolved_model = fields.String(allow_none=True, metadata={
-        "description": "Actual model that ran (null until execution starts)"})
+        "description": "The model that runs: chosen at submission (for `auto`, by routing; "
+                       "otherwise equals model)"})
     metadata = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
     input = fields.Dict(allow_none=True)
     progress = fields.Nested(TaskProgressSchema, allow_none=True)
