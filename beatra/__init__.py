@@ -98,6 +98,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from beatra.api.account.routes import blp as account_blp
     from beatra.api.catalog.routes import blp as catalog_blp
     from beatra.api.chat.routes import blp as chat_blp
     from beatra.api.chat.schemas import UNION_COMPONENTS
@@ -116,7 +117,7 @@ def register_blueprints(app: Flask) -> None:
     for schema in (*UNION_COMPONENTS, *MEDIA_INPUT_COMPONENTS):
         rest_api.spec.components.schema(component_name(schema), schema=schema)
     for blp in (health_blp, catalog_blp, chat_blp, uploads_blp, content_blp, tasks_blp,
-                images_blp, webhooks_blp, music_blp, music_callbacks_blp):
+                images_blp, webhooks_blp, music_blp, music_callbacks_blp, account_blp):
         rest_api.register_blueprint(blp)
 
 

@@ -25,7 +25,7 @@ def _require_key() -> None:
         raise unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
     caller = authenticate(token.strip())
     if caller is None:
-        raise unauthorized("Invalid or revoked API key.")
+        raise unauthorized("Invalid, revoked or expired API key.")
     g.caller = caller
 
 
