@@ -144,6 +144,9 @@ def register_request_hooks(app: Flask) -> None:
                 raise ApiError(413, "payload_too_large",
                                f"Request body is {length} bytes; the limit here is {limit}.")
 
+    from beatra.api.cors import init_cors
+
+    init_cors(app, app.extensions["beatra.settings"].cors_origins)  # preflights skip auth
     init_auth(app)
     # After auth (they need the caller): rate limits first, so a limited request holds no key.
     from beatra.idempotency.hooks import init_idempotency
