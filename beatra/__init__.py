@@ -119,6 +119,9 @@ def register_blueprints(app: Flask) -> None:
     for blp in (health_blp, catalog_blp, chat_blp, uploads_blp, content_blp, tasks_blp,
                 images_blp, webhooks_blp, music_blp, music_callbacks_blp, account_blp):
         rest_api.register_blueprint(blp)
+    from beatra.api.docs_page.routes import blp as docs_page_blp
+
+    app.register_blueprint(docs_page_blp)  # HTML, not an API operation: not in the document
 
 
 def register_errorhandlers(app: Flask) -> None:
