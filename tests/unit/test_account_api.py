@@ -150,6 +150,26 @@ def test_usage_sums_equal_the_ledger_per_day_model_key_and_capability(app, clien
     assert groups(**{"from": "2001-01-01", "to": "2001-01-31"}) == {}
 
 
+def test_usage_defaults_to_the_last_30_days(app, client, account, ledger_ok):
+    with app.app_context():
+        who = wallet.Attribution(key_id=account.key_id, capability="music.text_to_music",
+                                 model="suno-5.5")
+        for charge in ("0.5", "0.25"):
+            hold = wallet.reserve(account.account_id, Decimal("1"), attribution=who)
+            wallet.settle(hold, Decimal(charge), tokens=(None, None))
+        old = max(row.id for row in captures(app, account.account_id))
+        long_ago = utcnow() - timedelta(days=40)
+        db.session.execute(update(LedgerEntry.__table__).where(LedgerEntry.id == old)
+                           .values(created_at=long_ago))
+        db.session.commit()
+    resp = client.get("/v1/usage", query_string={"group_by": "model"}, headers=account.headers)
+    assert resp.get_json()["data"] == [{"group": "suno-5.5", "requests": 1, "credits": "0.5",
+                                        "input_tokens": 0, "output_tokens": 0}]
+    resp = client.get("/v1/usage", query_string={"from": long_ago.date().isoformat()},
+                      headers=account.headers)
+    assert [g["credits"] for g in resp.get_json()["data"]] == ["0.25", "0.5"]
+
+
 @pytest.mark.parametrize(("query", "param"), [
     ({"group_by": "week"}, "/group_by"),
     ({"from": "yesterday"}, "/from"),

@@ -52,8 +52,8 @@ def get_usage(args: dict[str, Any]) -> dict[str, Any]:
     Settled calls and tasks of your account (all its keys), summed per day, model, key or
     capability. `credits` is exactly what the ledger captured.
     """
-    end, end_inclusive = _end(args["end"])
-    if args["start"] is not None:
+    end, end_inclusive = _end(args.get("end"))
+    if args.get("start") is not None:
         start = args["start"][0]
     else:
         last_day = (end - timedelta(microseconds=1) if not end_inclusive else end).date()

@@ -35,11 +35,11 @@ class DayOrInstant(fields.Field):
 
 
 class UsageQuerySchema(Schema):
-    start = DayOrInstant(data_key="from", load_default=None, metadata={
+    start = DayOrInstant(data_key="from", metadata={
         "description": "Start (inclusive): `YYYY-MM-DD` or RFC 3339. Default: 00:00 UTC 29 "
                        "days before `to`'s day (30 calendar days with it).",
         "type": "string"})
-    end = DayOrInstant(data_key="to", load_default=None, metadata={
+    end = DayOrInstant(data_key="to", metadata={
         "description": "End (inclusive; a date means that whole UTC day): `YYYY-MM-DD` or "
                        "RFC 3339. Default: now.",
         "type": "string"})
