@@ -115,6 +115,20 @@ def _future_instant(text: str) -> datetime:
     return value
 
 
+def _key_name(text: str) -> str:
+    name = text.strip()
+    if not name or len(name) > 200:
+        raise click.BadParameter("must be 1-200 characters", param_hint="--name")
+    return name
+
+
+def _credit_limit(text: str) -> Decimal:
+    try:
+        return _amount(text, allow_zero=True)
+    except click.BadParameter as exc:
+        raise click.BadParameter(exc.message, param_hint="--credit-limit") from None
+
+
 def _key_view(key: ApiKey) -> dict[str, object]:
     return {"key_id": key.id, "name": key.name, "prefix": key.prefix,
             "created_at": isoformat(key.created_at), "last_used_at": isoformat(key.last_used_at),
@@ -132,16 +146,8 @@ def _key_view(key: ApiKey) -> dict[str, object]:
 @json_option
 def keys_create(account_id: str, name: str | None, credit_limit: str | None,
                 expires_at: str | None, as_json: bool) -> None:
-    if name is not None:
-        name = name.strip()
-        if not name or len(name) > 200:
-            raise click.BadParameter("must be 1-200 characters", param_hint="--name")
-    limit = None
-    if credit_limit is not None:
-        try:
-            limit = _amount(credit_limit, allow_zero=True)
-        except click.BadParameter as exc:
-            raise click.BadParameter(exc.message, param_hint="--credit-limit") from None
+    name = _key_name(name) if name is not None else None
+    limit = _credit_limit(credit_limit) if credit_limit is not None else None
     expiry = _future_instant(expires_at) if expires_at is not None else None
     _require_account(account_id)
     key, secret = accounts.create_key(account_id, name=name, credit_limit=limit,
@@ -150,6 +156,34 @@ def keys_create(account_id: str, name: str | None, credit_limit: str | None,
                     "name": key.name, "credit_limit": fmt(key.credit_limit),
                     "expires_at": isoformat(key.expires_at)},
           f"created key {key.id} for {account_id}\napi key (shown once): {secret}")
+
+
+@keys_cli.command("update", cls=OneLineCommand)
+@click.argument("key_id")
+@click.option("--name", default=None, help="A new label (1-200 characters).")
+@click.option("--credit-limit", "credit_limit", default=None,
+              help="New credit limit, or 'none' for no limit.")
+@click.option("--expires-at", "expires_at", default=None,
+              help="New RFC 3339 expiry, or 'never'.")
+@json_option
+def keys_update(key_id: str, name: str | None, credit_limit: str | None,
+                expires_at: str | None, as_json: bool) -> None:
+    """Change a key's name, credit limit or expiry (without options: show the key)."""
+    changes: dict[str, object] = {}
+    if name is not None:
+        changes["name"] = _key_name(name)
+    if credit_limit is not None:
+        changes["credit_limit"] = (None if credit_limit == "none"
+                                   else _credit_limit(credit_limit))
+    if expires_at is not None:
+        changes["expires_at"] = None if expires_at == "never" else _future_instant(expires_at)
+    key = accounts.update_key(key_id, **changes)  # type: ignore[arg-type]
+    if key is None:
+        raise click.ClickException(f"no such key: {key_id}")
+    view = _key_view(key)
+    _emit(as_json, view, f"key {key.id}: name {key.name or '-'}, spent {view['spent']} of "
+                         f"{view['credit_limit'] or 'no limit'}, expires "
+                         f"{view['expires_at'] or 'never'}")
 
 
 @keys_cli.command("list", cls=OneLineCommand)

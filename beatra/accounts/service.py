@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
@@ -79,6 +80,25 @@ def create_key(account_id: str, *, name: str | None = None, credit_limit: Decima
     db.session.add(key)
     db.session.commit()
     return key, secret
+
+
+_UNSET: Any = object()
+
+
+def update_key(key_id: str, *, name: str | None = _UNSET, credit_limit: Decimal | None = _UNSET,
+               expires_at: datetime | None = _UNSET) -> ApiKey | None:
+    """Change a key's name, credit limit (None: no limit) or expiry (None: never). A limit below
+    what the key already spent is allowed: its next reserves are refused (beatra.billing.wallet
+    reads the limit under the key row's lock, so no reserve slips past a lowered limit)."""
+    values = {name_: value for name_, value in (("name", name), ("credit_limit", credit_limit),
+                                                 ("expires_at", expires_at))
+              if value is not _UNSET}
+    if values:
+        result = db.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(**values))
+        db.session.commit()
+        if result.rowcount != 1:
+            return None
+    return db.session.get(ApiKey, key_id)
 
 
 def get_key(key_id: str) -> ApiKey | None:

@@ -82,3 +82,56 @@ def test_list_bad_arguments_print_one_error_line(runner, args):
     assert result.exit_code != 0
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+
+
+def test_keys_update_changes_budget_name_and_expiry(app, runner, client):
+    from decimal import Decimal
+
+    from beatra.billing import wallet
+
+    account_id = create_account(runner, "--credits", "5")
+    key = json.loads(invoke(runner, "keys", "create", "--account", account_id,
+                            "--json").output)
+    shown = json.loads(invoke(runner, "keys", "update", key["key_id"], "--json").output)
+    assert (shown["credit_limit"], shown["name"], shown["expires_at"]) == (None, None, None)
+
+    result = invoke(runner, "keys", "update", key["key_id"], "--credit-limit", "0.5",
+                    "--name", "capped", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["credit_limit"] == "0.5"
+    with app.app_context():
+        who = wallet.Attribution(key_id=key["key_id"])
+        with pytest.raises(wallet.InsufficientBalance):
+            wallet.reserve(account_id, Decimal("0.6"), attribution=who)
+        wallet.refund(wallet.reserve(account_id, Decimal("0.5"), attribution=who), "test")
+
+    expires = (utcnow() + timedelta(days=1)).replace(microsecond=0)
+    stamp = expires.isoformat().replace("+00:00", "Z")
+    assert invoke(runner, "keys", "update", key["key_id"], "--expires-at", stamp).exit_code == 0
+    listed = json.loads(invoke(runner, "keys", "list", "--account", account_id,
+                               "--json").output)["keys"][0]
+    assert (listed["name"], listed["credit_limit"], listed["expires_at"]) == (
+        "capped", "0.5", stamp)
+
+    result = invoke(runner, "keys", "update", key["key_id"], "--credit-limit", "none",
+                    "--expires-at", "never", "--json")
+    assert (json.loads(result.output)["credit_limit"],
+            json.loads(result.output)["expires_at"]) == (None, None)
+    assert "capped" in invoke(runner, "keys", "update", key["key_id"]).output
+
+
+@pytest.mark.parametrize("extra", [["--credit-limit", "lots"], ["--expires-at", "soon"],
+                                   ["--name", " "]])
+def test_keys_update_bad_arguments_change_nothing(runner, extra):
+    account_id = create_account(runner)
+    key = json.loads(invoke(runner, "keys", "create", "--account", account_id,
+                            "--name", "kept", "--json").output)
+    result = invoke(runner, "keys", "update", key["key_id"], "--credit-limit", "1", *extra)
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    listed = json.loads(invoke(runner, "keys", "list", "--account", account_id,
+                               "--json").output)["keys"][0]
+    assert (listed["name"], listed["credit_limit"]) == ("kept", None)
+    missing = invoke(runner, "keys", "update", "key_missing", "--name", "x")
+    assert missing.exit_code != 0 and missing.output.startswith("Error: no such key")
