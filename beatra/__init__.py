@@ -98,6 +98,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from beatra.api.account.routes import blp as account_blp
     from beatra.api.catalog.routes import blp as catalog_blp
     from beatra.api.chat.routes import blp as chat_blp
     from beatra.api.chat.schemas import UNION_COMPONENTS
@@ -117,9 +118,12 @@ def register_blueprints(app: Flask) -> None:
     for schema in (*UNION_COMPONENTS, *MEDIA_INPUT_COMPONENTS):
         rest_api.spec.components.schema(component_name(schema), schema=schema)
     for blp in (health_blp, catalog_blp, chat_blp, uploads_blp, content_blp, tasks_blp,
-                images_blp, webhooks_blp, music_blp, music_callbacks_blp):
+                images_blp, webhooks_blp, music_blp, music_callbacks_blp, account_blp):
         rest_api.register_blueprint(blp)
     register_openai_compat(app)
+    from beatra.api.docs_page.routes import blp as docs_page_blp
+
+    app.register_blueprint(docs_page_blp)  # HTML, not an API operation: not in the document
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -145,6 +149,9 @@ def register_request_hooks(app: Flask) -> None:
                 raise ApiError(413, "payload_too_large",
                                f"Request body is {length} bytes; the limit here is {limit}.")
 
+    from beatra.api.cors import init_cors
+
+    init_cors(app, app.extensions["beatra.settings"].cors_origins)  # preflights skip auth
     init_auth(app)
     # After auth (they need the caller): rate limits first, so a limited request holds no key.
     from beatra.idempotency.hooks import init_idempotency

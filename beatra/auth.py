@@ -7,9 +7,9 @@ from flask import Flask, g, request
 from beatra.accounts.service import Caller, authenticate
 from beatra.errors import unauthorized
 
-# Blueprints reachable without a key: health, the served OpenAPI document, signed content URLs,
-# upstream callbacks (signed per task).
-PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", "content", "callbacks"})
+# Blueprints reachable without a key: health, the served OpenAPI document and its /docs page,
+# signed content URLs, upstream callbacks (signed per task).
+PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", "docs-page", "content", "callbacks"})
 
 
 def current_caller() -> Caller:
@@ -25,7 +25,7 @@ def _require_key() -> None:
         raise unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
     caller = authenticate(token.strip())
     if caller is None:
-        raise unauthorized("Invalid or revoked API key.")
+        raise unauthorized("Invalid, revoked or expired API key.")
     g.caller = caller
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import click
@@ -17,10 +18,11 @@ from flask.cli import AppGroup
 
 from beatra import devenv
 from beatra.accounts import service as accounts
+from beatra.accounts.models import ApiKey
 from beatra.billing import holds, wallet
 from beatra.billing.money import fmt, parse_credits
 from beatra.errors import ApiError
-from beatra.timeutil import isoformat
+from beatra.timeutil import isoformat, utcnow
 from beatra.webhooks import endpoints as webhook_endpoints
 
 
@@ -91,14 +93,118 @@ def accounts_create(name: str, credits_: str, as_json: bool) -> None:
           f"created account {account.id} ({account.name}) with {fmt(amount)} credits")
 
 
+@accounts_cli.command("list", cls=OneLineCommand)
+@json_option
+def accounts_list(as_json: bool) -> None:
+    """Every account with its balance, oldest first."""
+    rows = [{"account_id": account.id, "name": account.name, "balance": fmt(balance),
+             "created_at": isoformat(account.created_at)}
+            for account, balance in accounts.list_accounts()]
+    lines = [f"{r['account_id']}  {r['balance']:>16}  {r['created_at']}  {r['name']}"
+             for r in rows] or ["no accounts"]
+    _emit(as_json, {"accounts": rows}, "\n".join(lines))
+
+
+def _future_instant(text: str) -> datetime:
+    """An RFC 3339 date-time in the future (no offset means UTC)."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(f"not an RFC 3339 date-time: {text!r}",
+                                 param_hint="--expires-at") from None
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value <= utcnow():
+        raise click.BadParameter(f"must be in the future: {text}", param_hint="--expires-at")
+    return value
+
+
+def _key_name(text: str) -> str:
+    name = text.strip()
+    if not name or len(name) > 200:
+        raise click.BadParameter("must be 1-200 characters", param_hint="--name")
+    return name
+
+
+def _credit_limit(text: str) -> Decimal:
+    try:
+        return _amount(text, allow_zero=True)
+    except click.BadParameter as exc:
+        raise click.BadParameter(exc.message, param_hint="--credit-limit") from None
+
+
+def _key_view(key: ApiKey) -> dict[str, object]:
+    return {"key_id": key.id, "name": key.name, "prefix": key.prefix,
+            "created_at": isoformat(key.created_at), "last_used_at": isoformat(key.last_used_at),
+            "revoked_at": isoformat(key.revoked_at), "expires_at": isoformat(key.expires_at),
+            "credit_limit": fmt(key.credit_limit), "spent": fmt(key.spent)}
+
+
 @keys_cli.command("create", cls=OneLineCommand)
 @account_option
+@click.option("--name", default=None, help="A label for the key (1-200 characters).")
+@click.option("--credit-limit", "credit_limit", default=None,
+              help="Most credits the key may spend (captured plus held); default: no limit.")
+@click.option("--expires-at", "expires_at", default=None,
+              help="RFC 3339 date-time after which the key answers 401.")
 @json_option
-def keys_create(account_id: str, as_json: bool) -> None:
+def keys_create(account_id: str, name: str | None, credit_limit: str | None,
+                expires_at: str | None, as_json: bool) -> None:
+    name = _key_name(name) if name is not None else None
+    limit = _credit_limit(credit_limit) if credit_limit is not None else None
+    expiry = _future_instant(expires_at) if expires_at is not None else None
     _require_account(account_id)
-    key, secret = accounts.create_key(account_id)
-    _emit(as_json, {"key_id": key.id, "account_id": account_id, "api_key": secret},
+    key, secret = accounts.create_key(account_id, name=name, credit_limit=limit,
+                                      expires_at=expiry)
+    _emit(as_json, {"key_id": key.id, "account_id": account_id, "api_key": secret,
+                    "name": key.name, "credit_limit": fmt(key.credit_limit),
+                    "expires_at": isoformat(key.expires_at)},
           f"created key {key.id} for {account_id}\napi key (shown once): {secret}")
+
+
+@keys_cli.command("update", cls=OneLineCommand)
+@click.argument("key_id")
+@click.option("--name", default=None, help="A new label (1-200 characters).")
+@click.option("--credit-limit", "credit_limit", default=None,
+              help="New credit limit, or 'none' for no limit.")
+@click.option("--expires-at", "expires_at", default=None,
+              help="New RFC 3339 expiry, or 'never'.")
+@json_option
+def keys_update(key_id: str, name: str | None, credit_limit: str | None,
+                expires_at: str | None, as_json: bool) -> None:
+    """Change a key's name, credit limit or expiry (without options: show the key)."""
+    changes: dict[str, object] = {}
+    if name is not None:
+        changes["name"] = _key_name(name)
+    if credit_limit is not None:
+        changes["credit_limit"] = (None if credit_limit == "none"
+                                   else _credit_limit(credit_limit))
+    if expires_at is not None:
+        changes["expires_at"] = None if expires_at == "never" else _future_instant(expires_at)
+    key = accounts.update_key(key_id, **changes)  # type: ignore[arg-type]
+    if key is None:
+        raise click.ClickException(f"no such key: {key_id}")
+    view = _key_view(key)
+    _emit(as_json, view, f"key {key.id}: name {key.name or '-'}, spent {view['spent']} of "
+                         f"{view['credit_limit'] or 'no limit'}, expires "
+                         f"{view['expires_at'] or 'never'}")
+
+
+@keys_cli.command("list", cls=OneLineCommand)
+@account_option
+@json_option
+def keys_list(account_id: str, as_json: bool) -> None:
+    """An account's keys (revoked and expired ones too), oldest first."""
+    _require_account(account_id)
+    keys = accounts.list_keys(account_id)
+    rows = [_key_view(key) for key in keys]
+    lines = []
+    for key, r in zip(keys, rows, strict=True):
+        state = ("revoked" if key.revoked_at else
+                 "expired" if accounts.expired(key.expires_at) else "active")
+        lines.append(f"{key.id}  btr_{key.prefix}_…  {state:<7}  spent {r['spent']} of "
+                     f"{r['credit_limit'] or 'no limit'}  last used {r['last_used_at'] or 'never'}"
+                     f"  {key.name or ''}".rstrip())
+    _emit(as_json, {"keys": rows}, "\n".join(lines) or f"no keys for {account_id}")
 
 
 @keys_cli.command("revoke", cls=OneLineCommand)
@@ -281,7 +387,11 @@ def credits_audit() -> None:
     stale = holds.stale_holds(current_app.extensions["beatra.settings"].task_sweep_seconds)
     for hold_id, why in stale:
         click.echo(f"STALE HOLD {hold_id}: {why}")
-    if bad or stale:
+    bad_keys = [k for k in wallet.key_audits() if not k.ok]
+    for k in bad_keys:
+        click.echo(f"KEY MISMATCH {k.key_id}: spent {fmt(k.spent)} held {fmt(k.held)} != "
+                   f"ledger captured {fmt(k.captured)} held {fmt(k.holding)}")
+    if bad or stale or bad_keys:
         raise SystemExit(1)
     click.echo("ok: every balance equals the sum of its ledger; no stale holds")
 

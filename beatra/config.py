@@ -56,6 +56,8 @@ class Settings:
     hold_reap_seconds: float = 900
     # `: ping` comment interval while an upstream stream is silent (also before its headers).
     sse_ping_seconds: float = 15
+    # Browser origins allowed by CORS (BEATRA_CORS_ORIGINS, comma-separated; empty = off).
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -70,6 +72,8 @@ class Settings:
             net_allowlist=env.get("BEATRA_NET_ALLOWLIST", ""),
             log_level=env.get("BEATRA_LOG_LEVEL", "INFO"),
             secret_key=env.get("BEATRA_SECRET_KEY", ""),
+            cors_origins=tuple(o.strip().rstrip("/") for o in
+                               env.get("BEATRA_CORS_ORIGINS", "").split(",") if o.strip()),
             **_task_env(env),
             **_webhook_env(env),
         )

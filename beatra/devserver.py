@@ -1,16 +1,21 @@
-"""`make run`: migrate, make a demo account and key, start the sandbox upstream and the gateway.
+"""`make run`: migrate, keep one demo account and key, start the sandbox upstream and the gateway.
 
-Everything runs offline on 127.0.0.1. Ctrl-C stops both processes.
+The demo key is minted once and kept in `<var dir>/demo-key.json` (mode 0600), so every run
+prints the same key, account id and key id; a new one is minted only if that key was revoked,
+expired or deleted. Everything runs offline on 127.0.0.1. Ctrl-C stops both processes.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from beatra import devenv
@@ -19,6 +24,8 @@ from beatra.localprocs import NotReady, wait_http
 ROOT = Path(__file__).resolve().parent.parent
 PORT = int(os.environ.get("BEATRA_PORT", "8000"))
 SANDBOX_PORT = int(os.environ.get("BEATRA_SANDBOX_PORT", "8199"))
+DEMO_FILE = "demo-key.json"
+WEBHOOK_RECEIVER = "http://127.0.0.1:9000/hook"  # where a local test receiver might listen
 
 
 def _wait_http(url: str, proc: subprocess.Popen, what: str) -> None:
@@ -35,24 +42,92 @@ def _require_free(port: int, what: str, variable: str) -> None:
                      f"{variable}")
 
 
-def _demo_key() -> str:
-    from flask_migrate import upgrade
+@dataclass(frozen=True)
+class DemoKey:
+    account_id: str
+    key_id: str
+    api_key: str
+
+
+def var_dir() -> Path:
+    """The same directory beatra.config puts the default SQLite database in."""
+    return Path(os.environ.get("BEATRA_VAR_DIR", "./var")).resolve()
+
+
+def ensure_demo_key(path: Path) -> tuple[DemoKey, bool]:
+    """The demo key stored at `path` while it still works, else a new one (stored there).
+    Returns it and whether it was minted now. Needs an app context."""
     from sqlalchemy import select
 
-    from beatra import create_app
     from beatra.accounts import service as accounts
     from beatra.accounts.models import Account
     from beatra.billing.money import parse_credits
     from beatra.extensions import db
 
+    stored = _read(path)
+    if stored is not None:
+        caller = accounts.authenticate(stored.api_key)
+        if caller is not None and caller.key_id == stored.key_id:
+            return stored, False
+    account = accounts.get_account(stored.account_id) if stored is not None else None
+    if account is None:
+        account = db.session.scalars(select(Account).where(Account.name == "demo")
+                                     .order_by(Account.created_at)).first()
+    if account is None:
+        account = accounts.create_account("demo", parse_credits("1000"))
+    key, secret = accounts.create_key(account.id, name="demo (make run)")
+    demo = DemoKey(account.id, key.id, secret)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(asdict(demo), indent=2) + "\n")
+    partial.chmod(0o600)  # a live credential
+    partial.replace(path)
+    return demo, True
+
+
+def _read(path: Path) -> DemoKey | None:
+    try:
+        data = json.loads(path.read_text())
+        return DemoKey(str(data["account_id"]), str(data["key_id"]), str(data["api_key"]))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:  # unreadable: mint a new one
+        print(f"ignoring {path}: {exc}", file=sys.stderr)
+        return None
+
+
+def _demo_key() -> tuple[DemoKey, bool]:
+    from flask_migrate import upgrade
+
+    from beatra import create_app
+
     app = create_app()
     with app.app_context():
         upgrade()
-        account = db.session.scalars(select(Account).where(Account.name == "demo")).first()
-        if account is None:
-            account = accounts.create_account("demo", parse_credits("1000"))
-        _, secret = accounts.create_key(account.id)
-        return secret
+        return ensure_demo_key(var_dir() / DEMO_FILE)
+
+
+def cli_hints(demo: DemoKey, env: dict[str, str]) -> list[str]:
+    """Operator commands for the demo account, exactly as they can be pasted into a shell in
+    the directory `make run` was started from."""
+    flask = Path(sys.executable).parent / "flask"
+    if flask.is_relative_to(Path.cwd()):  # else it is printed absolute
+        flask = flask.relative_to(Path.cwd())
+    # The CLI reads the same settings as the server: pass on what this run set for it.
+    keep = {name: env[name] for name in ("BEATRA_VAR_DIR", "BEATRA_CATALOG") if env.get(name)}
+    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in keep.items())
+    base = f"{prefix + ' ' if prefix else ''}{flask} --app beatra"
+    account = shlex.quote(demo.account_id)
+    allow = shlex.quote(env.get("BEATRA_NET_ALLOWLIST", "127.0.0.1"))
+    return [
+        f"{base} credits show --account {account}",
+        f"{base} credits grant --account {account} --amount 100",
+        f"{base} keys list --account {account}",
+        f"{base} keys create --account {account} --name second --credit-limit 5",
+        # Loopback is refused for webhooks unless allowlisted, as this run allowlists it.
+        f"BEATRA_NET_ALLOWLIST={allow} {base} webhooks set --account {account} "
+        f"--url {WEBHOOK_RECEIVER}",
+    ]
 
 
 def main() -> None:
@@ -63,7 +138,8 @@ def main() -> None:
     os.environ.update(env)
     _require_free(PORT, "gateway", "BEATRA_PORT")
     _require_free(SANDBOX_PORT, "sandbox upstream", "BEATRA_SANDBOX_PORT")
-    key = _demo_key()
+    demo, minted = _demo_key()
+    key = demo.api_key
     devenv.record(env["BEATRA_NET_ALLOWLIST"])  # the CLI in another shell applies it too
 
     procs = [
@@ -80,14 +156,22 @@ def main() -> None:
     _wait_http(f"http://127.0.0.1:{PORT}/v1/health", procs[1], "gateway")
 
     base = f"http://127.0.0.1:{PORT}"
+    # Not printed: a database URL may carry a password.
+    db_note = ", with the same DATABASE_URL as this run" if env.get("DATABASE_URL") else ""
     print(f"""
 beatra is running at {base} (sandbox upstream at {env['BEATRA_SANDBOX_URL']})
-demo API key (shown once): {key}
+demo API key ({'new, ' if minted else ''}kept in {var_dir() / DEMO_FILE}): {key}
+demo account {demo.account_id}, key {demo.key_id}
 
 Try:
   curl -s {base}/v1/chat/completions \\
     -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
     -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+  curl -s {base}/v1/account -H "Authorization: Bearer {key}"
+  API docs: {base}/docs
+
+Operator commands (from {Path.cwd()}{db_note}):
+""" + "\n".join(f"  {hint}" for hint in cli_hints(demo, env)) + """
 
 Ctrl-C stops it.
 """, flush=True)

@@ -178,6 +178,7 @@ def ledger_ok(app: Flask) -> Iterator[None]:
 
     with app.app_context():
         bad = [a for a in wallet.audit_all() if not a.ok]
+        bad += [k for k in wallet.key_audits() if not k.ok]  # key spent/held == its ledger
         held = [(h.id, h.kind, h.ref) for h in wallet.open_holds() if h.kind != "task"]
         held += wallet.ended_task_holds()
     assert not bad, f"ledger mismatch: {bad}"

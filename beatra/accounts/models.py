@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from beatra.billing.money import Credits
 from beatra.extensions import db
 from beatra.timeutil import utcnow
 
@@ -33,3 +35,12 @@ class ApiKey(db.Model):
     # Rate limits (beatra.ratelimit): NULL = the catalog's default, 0 = unlimited.
     rpm_limit: Mapped[int | None] = mapped_column(Integer, default=None)
     stream_limit: Mapped[int | None] = mapped_column(Integer, default=None)
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # Coarse: written at most once a minute per key and process (beatra.accounts.service).
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # Budget: captured + held may never exceed credit_limit (NULL = no limit). The counters are
+    # kept by beatra.billing.wallet in the same transaction as each wallet movement.
+    credit_limit: Mapped[Decimal | None] = mapped_column(Credits(), default=None)
+    spent: Mapped[Decimal] = mapped_column(Credits(), default=Decimal(0), server_default="0")
+    held: Mapped[Decimal] = mapped_column(Credits(), default=Decimal(0), server_default="0")

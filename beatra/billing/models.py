@@ -30,7 +30,8 @@ class LedgerEntry(db.Model):
     """
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index("ix_ledger_account_id_id", "account_id", "id"),)
+    __table_args__ = (Index("ix_ledger_account_id_id", "account_id", "id"),
+                      Index("ix_ledger_usage", "account_id", "kind", "created_at"))
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))

@@ -5,9 +5,15 @@ settle:   the hold closes (once); balance += R - C, C capped at R (ledger: relea
 refund:   the hold closes (once); balance += R                   (ledger: refund +R)
 grant:    balance += A                                            (ledger: grant +A)
 
+A hold attributed to an API key also moves that key's counters in the same transaction:
+reserve:  key.held += R  only if key.spent + key.held + R <= key.credit_limit (or no limit)
+settle:   key.held -= R, key.spent += C;   refund: key.held -= R
+so a key's captured plus held credits never exceed its limit, however many calls race.
+
 No read-modify-write in Python: concurrent reserves can never overdraw, and the conditional
 UPDATE that closes a hold (`settled_at IS NULL`) makes a hold settle exactly once even when a
-late request and the sweeper race for it.
+late request and the sweeper race for it. Locks are always taken wallet row first, key row
+second, so two movements never wait on each other in a cycle.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, column, func, insert, select, table, update
 
+from beatra.accounts.models import ApiKey
 from beatra.billing.models import Hold, LedgerEntry, Wallet
 from beatra.billing.money import ZERO, Credits, quantize
 from beatra.errors import ApiError
@@ -31,16 +38,27 @@ from beatra.timeutil import utcnow
 _wallets = Wallet.__table__
 _ledger = LedgerEntry.__table__
 _holds = Hold.__table__
+_keys = ApiKey.__table__
+
+ACCOUNT_BALANCE = "account_balance"
+KEY_CREDIT_LIMIT = "key_credit_limit"
 
 
 class InsufficientBalance(ApiError):
-    def __init__(self, needed: Decimal) -> None:
+    """402; `details.limit_source` says which limit refused: the account's balance or the
+    API key's credit limit."""
+
+    def __init__(self, needed: Decimal, limit_source: str = ACCOUNT_BALANCE) -> None:
+        message = ("This API key's credit limit is too low for this request."
+                   if limit_source == KEY_CREDIT_LIMIT
+                   else "Account balance is too low for this request.")
         super().__init__(
             402,
             "insufficient_balance",
-            "Account balance is too low for this request.",
-            details={"required_credits": format(needed, "f")},
+            message,
+            details={"required_credits": format(needed, "f"), "limit_source": limit_source},
         )
+        self.limit_source = limit_source
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,21 @@ _CLOSE_HOLD = (
     .where(_holds.c.id == bindparam("hold"), _holds.c.settled_at.is_(None))
     .values(settled_at=bindparam("now"), accrued=bindparam("charge", type_=Credits()))
 )
+_KEY_HOLD_IF_WITHIN_LIMIT = (
+    update(_keys)
+    .where(_keys.c.id == bindparam("key"),
+           _keys.c.credit_limit.is_(None)
+           | (_keys.c.spent + _keys.c.held + bindparam("amount", type_=Credits())
+              <= _keys.c.credit_limit))
+    .values(held=_keys.c.held + bindparam("amount", type_=Credits()))
+)
+_KEY_SETTLE = (
+    update(_keys)
+    .where(_keys.c.id == bindparam("key"))
+    .values(held=_keys.c.held - bindparam("amount", type_=Credits()),
+            spent=_keys.c.spent + bindparam("charge", type_=Credits()))
+)
+_KEY_EXISTS = select(_keys.c.id).where(_keys.c.id == bindparam("key"))
 
 
 def grant(account_id: str, amount: Decimal, *, reason: str | None = None,
@@ -150,6 +183,13 @@ def reserve(account_id: str, amount: Decimal, ref: str | None = None, *, kind: s
         result = tx.execute(_TAKE_IF_COVERED, {"account": account_id, "amount": amount})
         if result.rowcount != 1:
             raise InsufficientBalance(amount)
+        if attribution.key_id is not None:
+            result = tx.execute(_KEY_HOLD_IF_WITHIN_LIMIT,
+                                {"key": attribution.key_id, "amount": amount})
+            if result.rowcount != 1:  # raising rolls the wallet's UPDATE back too
+                if tx.execute(_KEY_EXISTS, {"key": attribution.key_id}).first() is None:
+                    raise LookupError(f"no API key {attribution.key_id}")
+                raise InsufficientBalance(amount, KEY_CREDIT_LIMIT)
         tx.execute(_OPEN_HOLD, [{
             "id": hold_id, "account_id": account_id, "kind": kind, "amount": amount,
             "ref": hold.ref, "request_id": attribution.request_id, "key_id": attribution.key_id,
@@ -172,6 +212,7 @@ def settle(hold: HeldCredits, charge: Decimal, *, reason: str | None = None,
         if closed.rowcount != 1:
             return None
         tx.execute(_ADD, {"account": hold.account_id, "amount": hold.amount - charge})
+        _settle_key(tx, hold, charge)
         tx.execute(_RECORD, [
             _entry(hold, hold.account_id, "release", hold.amount, hold.ref, reason),
             _entry(hold, hold.account_id, "capture", -charge, hold.ref, reason, tokens=tokens),
@@ -186,9 +227,17 @@ def refund(hold: HeldCredits, reason: str | None = None, *, own: bool = False) -
         if closed.rowcount != 1:
             return False
         tx.execute(_ADD, {"account": hold.account_id, "amount": hold.amount})
+        _settle_key(tx, hold, ZERO)
         tx.execute(_RECORD, [_entry(hold, hold.account_id, "refund", hold.amount, hold.ref,
                                     reason)])
     return True
+
+
+def _settle_key(tx: Any, hold: HeldCredits, charge: Decimal) -> None:
+    """The key's side of closing a hold: its held part leaves, the captured part is spent."""
+    if hold.attribution.key_id is not None:
+        tx.execute(_KEY_SETTLE, {"key": hold.attribution.key_id, "amount": hold.amount,
+                                 "charge": charge})
 
 
 def _hold_from_row(row: Any) -> HeldCredits:
@@ -295,3 +344,31 @@ def audit(account_id: str) -> Audit:
 def audit_all() -> list[Audit]:
     ids = db.session.scalars(select(_wallets.c.account_id)).all()
     return [audit(account_id) for account_id in ids]
+
+
+@dataclass(frozen=True)
+class KeyAudit:
+    key_id: str
+    spent: Decimal
+    held: Decimal
+    captured: Decimal  # what the ledger captured for the key
+    holding: Decimal  # its open holds
+
+    @property
+    def ok(self) -> bool:
+        return self.spent == self.captured and self.held == self.holding
+
+
+def key_audits() -> list[KeyAudit]:
+    """Prove every key's counters equal its ledger captures and open holds."""
+    captured = {key_id: -total for key_id, total in db.session.execute(
+        select(_ledger.c.key_id, func.sum(_ledger.c.amount))
+        .where(_ledger.c.kind == "capture", _ledger.c.key_id.is_not(None))
+        .group_by(_ledger.c.key_id))}
+    holding = dict(db.session.execute(
+        select(_holds.c.key_id, func.sum(_holds.c.amount))
+        .where(_holds.c.settled_at.is_(None), _holds.c.key_id.is_not(None))
+        .group_by(_holds.c.key_id)).all())
+    rows = db.session.execute(select(_keys.c.id, _keys.c.spent, _keys.c.held)).all()
+    return [KeyAudit(row.id, row.spent, row.held, captured.get(row.id) or ZERO,
+                     holding.get(row.id) or ZERO) for row in rows]

@@ -71,8 +71,9 @@ def test_a_hold_settles_exactly_once_whoever_comes_second(app, ledger_ok):
     moves no money."""
     with app.app_context():
         acct = service.create_account("w", Decimal("1"))
+        key, _ = service.create_key(acct.id)
         held = wallet.reserve(acct.id, Decimal("0.4"), attribution=wallet.Attribution(
-            "key_1", "req_1", "chat.completions", "m"))
+            key.id, "req_1", "chat.completions", "m"))
         assert wallet.settle(held, Decimal("0.1")) == Decimal("0.1")
         assert wallet.settle(held, Decimal("0.2")) is None
         assert wallet.refund(held, "late") is False
@@ -80,7 +81,7 @@ def test_a_hold_settles_exactly_once_whoever_comes_second(app, ledger_ok):
         assert wallet.open_holds(acct.id) == []
         rows = wallet.recent_entries(acct.id, 3)
         assert {(r.kind, r.hold_id, r.key_id, r.request_id, r.model) for r in rows} == {
-            (kind, held.id, "key_1", "req_1", "m") for kind in ("capture", "release", "reserve")}
+            (kind, held.id, key.id, "req_1", "m") for kind in ("capture", "release", "reserve")}
 
 
 def test_expired_leases_are_reaped_for_their_accrual(app, ledger_ok):

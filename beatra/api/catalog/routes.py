@@ -1,4 +1,4 @@
-"""GET /v1/models, /v1/catalog/models, /v1/catalog/capabilities."""
+"""GET /v1/models, /v1/models/{model}, /v1/catalog/models, /v1/catalog/capabilities."""
 
 from __future__ import annotations
 
@@ -6,17 +6,26 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from beatra.api.catalog.schemas import CapabilityListSchema, OpenAIModelListSchema
+from beatra.api.catalog.schemas import (
+    CapabilityListSchema,
+    OpenAIModelListSchema,
+    OpenAIModelSchema,
+)
 from beatra.api.docs import REQUEST_ID_HEADER, operation
 from beatra.catalog.capabilities import CAPABILITIES
+from beatra.catalog.model import Model
 from beatra.catalog.registry import current_catalog, servable_models
+from beatra.errors import not_found
 
 blp = Blueprint("catalog", __name__, url_prefix="/v1")
 
 
+def _model_object(model: Model) -> dict[str, Any]:
+    return {"id": model.id, "created": model.created, "owned_by": "beatra"}
+
+
 def _model_list() -> dict[str, Any]:
-    models = servable_models(current_catalog())
-    return {"data": [{"id": m.id, "created": m.created, "owned_by": "beatra"} for m in models]}
+    return {"data": [_model_object(m) for m in servable_models(current_catalog())]}
 
 
 @blp.route("/models", methods=["GET"])
@@ -28,6 +37,21 @@ def list_models() -> dict[str, Any]:
     Returns OpenAI-compatible model objects available to the caller.
     """
     return _model_list()
+
+
+@blp.route("/models/<path:model>", methods=["GET"])
+@operation(blp, "retrieve_model_openai_compat_v1_models__model__get",
+           errors={404: "No such model"})
+@blp.response(200, OpenAIModelSchema, headers=REQUEST_ID_HEADER)
+def retrieve_model(model: str) -> dict[str, Any]:
+    """Retrieve a model (OpenAI-compatible)
+
+    The model object exactly as `/v1/models` lists it.
+    """
+    for candidate in servable_models(current_catalog()):
+        if candidate.id == model:
+            return _model_object(candidate)
+    raise not_found(f"The model '{model}' does not exist.")
 
 
 @blp.route("/catalog/models", methods=["GET"])
