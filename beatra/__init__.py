@@ -111,6 +111,7 @@ def register_blueprints(app: Flask) -> None:
     from beatra.api.unions import component_name
     from beatra.api.uploads.routes import blp as uploads_blp
     from beatra.api.webhooks.routes import blp as webhooks_blp
+    from beatra.console import blp as console_blp
 
     # Schemas referenced only from union fields must exist as components before use.
     for schema in (*UNION_COMPONENTS, *MEDIA_INPUT_COMPONENTS):
@@ -118,6 +119,7 @@ def register_blueprints(app: Flask) -> None:
     for blp in (health_blp, catalog_blp, chat_blp, uploads_blp, content_blp, tasks_blp,
                 images_blp, webhooks_blp, music_blp, music_callbacks_blp):
         rest_api.register_blueprint(blp)
+    app.register_blueprint(console_blp)  # not an API resource: absent from the OpenAPI document
 
 
 def register_errorhandlers(app: Flask) -> None:

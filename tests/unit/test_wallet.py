@@ -80,7 +80,8 @@ def test_a_hold_settles_exactly_once_whoever_comes_second(app, ledger_ok):
         assert wallet.open_holds(acct.id) == []
         rows = wallet.recent_entries(acct.id, 3)
         assert {(r.kind, r.hold_id, r.key_id, r.request_id, r.model) for r in rows} == {
-            ("capture", held.id, "key_1", "req_1", "m"), ("release", held.id, "key_1", "req_1", "m"),
+            ("capture", held.id, "key_1", "req_1", "m"),
+            ("release", held.id, "key_1", "req_1", "m"),
             ("reserve", held.id, "key_1", "req_1", "m")}
 
 
