@@ -81,9 +81,9 @@ class Stack:
                                             "--port", str(self.sandbox_port)])
         wait_http(f"{self.sandbox_url}/health", proc, log)
 
-    def start_gateway(self, workers: int = 1) -> None:
+    def start_gateway(self, workers: int = 1, wsgi_app: str = "wsgi:app") -> None:
         proc, log = self._spawn(
-            "gateway", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            "gateway", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", wsgi_app],
             {"BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)})
         wait_http(f"{self.url}/v1/health", proc, log)
 

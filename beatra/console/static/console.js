@@ -333,7 +333,7 @@
       title.textContent = `${day}: ${credits[i]} credits`;
       rect.append(title);
       svg.append(rect);
-      if (i % 7 === 0 || i === days.length - 1) {
+      if (i % 7 === 0 || (i === days.length - 1 && i % 7 >= 3)) {
         const label = document.createElementNS(NS, 'text');
         label.setAttribute('x', 1 + i * bw);
         label.setAttribute('y', H - 4);
@@ -674,7 +674,10 @@
       });
       result.textContent = `Uploaded as ${art.artifact_id}.`;
       file.value = '';
+      // Listed in the picker from now on, so a retry does not upload the file again.
       pickers.loaded = false;
+      await loadPickers();
+      if ([...picked.options].some((o) => o.value === art.artifact_id)) picked.value = art.artifact_id;
       return { type: 'artifact', artifact_id: art.artifact_id };
     }
     if (picked.value) return { type: 'artifact', artifact_id: picked.value };
