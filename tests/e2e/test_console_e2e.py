@@ -255,6 +255,38 @@ def test_image_and_music_tasks_finish_render_and_play(signed_in, account, shots)
                                   audio)
 
 
+def test_live_progress_cancel_and_filters(signed_in, account, shots):
+    from selenium.webdriver.support.ui import Select
+
+    browser = signed_in
+    base = browser.current_url.split("#")[0]
+    browser.get(base + "#create")
+
+    def slow_suno() -> None:
+        Select(el(browser, "#t2m-model")).select_by_visible_text("suno-5.5")
+        el(browser, "#t2m-prompt").send_keys("[sandbox:suno_step=30] a slow sea shanty")
+
+    task_id = _submit(browser, "t2m", slow_suno)
+    el(browser, "a[data-nav=tasks]").click()
+    card = f'li[data-task-id="{task_id}"]'
+    wait_for(browser, visible(f"{card} progress"), "the live progress bar")
+    el(browser, f"{card} button.danger").click()
+    wait_for(browser, visible(f'{card}[data-status="canceled"]'), "the task to be canceled")
+    assert account.task(task_id)["status"] == "canceled"
+    assert "Refunded" in browser.execute_script(
+        "return arguments[0].textContent", el(browser, f"{card} details.billing"))
+
+    # Filters go to the API: only canceled music tasks are listed.
+    Select(el(browser, "#tasks-status")).select_by_visible_text("canceled")
+    el(browser, "#tasks-filter button[type=submit]").click()
+    wait_for(browser, lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#task-list li')]"
+        ".every(li => li.dataset.status === 'canceled') && "
+        "document.querySelectorAll('#task-list li').length"), "the filtered list")
+    assert browser.find_elements("css selector", card)
+    shots("canceled")
+
+
 def test_api_validation_error_shows_beside_its_field(signed_in, tmp_path, shots):
     from selenium.webdriver.support.ui import Select
 
