@@ -21,7 +21,8 @@ import pytest
 import requests
 
 from tests.conftest import need_service
-from tests.e2e.procs import Account, TaskStack
+from tests.e2e.procs import Account, TaskStack, wait_until
+from tests.unit.test_webhooks import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -285,6 +286,33 @@ def test_live_progress_cancel_and_filters(signed_in, account, shots):
         "document.querySelectorAll('#task-list li').length"), "the filtered list")
     assert browser.find_elements("css selector", card)
     shots("canceled")
+
+
+def test_webhook_state_and_redeliver(browser, stack, shots):
+    receiver = Receiver([])
+    try:
+        hooked = stack.new_account("100", name="Webhooks")
+        stack.flask("webhooks", "set", "--account", hooked.account_id, "--url", receiver.url)
+        task_id = hooked.submit("/v1/images/generations",
+                                {"model": "gpt-image-2", "prompt": "a kite"})["task_id"]
+        hooked.wait(task_id, until=lambda t: (t.get("callback") or {}).get("status")
+                    == "delivered")
+        assert len(receiver.requests) == 1
+
+        sign_in(browser, stack, hooked.key)
+        el(browser, "a[data-nav=tasks]").click()
+        card = f'li[data-task-id="{task_id}"]'
+        status = wait_for(browser, visible(f"{card} .callback-status"), "the webhook state")
+        assert status.text == "delivered"
+        el(browser, f"{card} .callback button").click()
+        wait_until(lambda: len(receiver.requests) >= 2, timeout=TIMEOUT,
+                   what="the redelivered webhook")
+        assert browser.find_elements("css selector", f"{card} .task-msg .error") == []
+        first, again = receiver.requests[0][0], receiver.requests[1][0]
+        assert first["webhook-id"] == again["webhook-id"]  # the same event, sent again
+        shots("webhook")
+    finally:
+        receiver.close()
 
 
 def test_api_validation_error_shows_beside_its_field(signed_in, tmp_path, shots):

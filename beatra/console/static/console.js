@@ -202,6 +202,8 @@
   }
 
   async function signIn(key) {
+    // Another key in the same tab (a second #key= link): nothing of the first one stays shown.
+    if (auth.get() && auth.get() !== key) resetState();
     auth.set(key);
     $('signin-error').replaceChildren();
     try {
