@@ -189,6 +189,13 @@ def test_chat_streams_reasoning_answer_and_credits(signed_in, shots):
     assert browser.find_elements("css selector", ".turn.assistant .error") == []
     shots("chat")
 
+    # An upstream failure mid-stream is shown with its message, never swallowed.
+    el(browser, "#chat-input").send_keys("[sandbox:chunks=5,error_after=2] and then?")
+    el(browser, "#chat-send").click()
+    error = wait_for(browser, visible(".turn.assistant:last-child .error"), "the stream error")
+    assert error.text.strip()
+    assert "request id" in error.text.lower()
+
 
 def _submit(browser: Any, kind: str, fill: Callable[[], None]) -> str:
     from selenium.webdriver.support.ui import Select
@@ -254,6 +261,45 @@ def test_image_and_music_tasks_finish_render_and_play(signed_in, account, shots)
     wait_for(browser, lambda d: d.execute_script(fetched) > before, "another task list read")
     assert browser.execute_script("return arguments[0].isConnected && !arguments[0].paused",
                                   audio)
+
+
+def test_image_and_music_from_uploaded_inputs(signed_in, account, tmp_path, shots):
+    from selenium.webdriver.support.ui import Select
+
+    from beatra.sandbox.media import image_bytes, mp3_bytes
+
+    browser = signed_in
+    picked = account.post("/v1/uploads", files={"file": ("in.png", image_bytes(64, 64, "png"),
+                                                         "image/png")}).json()["artifact_id"]
+    reference = tmp_path / "reference.mp3"
+    reference.write_bytes(mp3_bytes(8.0))  # MiniMax covers take 6-360 s
+    browser.get(browser.current_url.split("#")[0] + "#create")
+    wait_for(browser, visible("#form-t2i"), "the create page")
+
+    def from_picker() -> None:  # image-to-image from an artifact already uploaded
+        wait_for(browser, lambda d: d.find_elements(
+            "css selector", f'#i2i-artifact option[value="{picked}"]'), "the uploads picker")
+        Select(el(browser, "#i2i-artifact")).select_by_value(picked)
+        el(browser, "#i2i-prompt").send_keys("the same, in watercolour")
+
+    def from_file() -> None:  # reference audio uploaded by the form itself
+        el(browser, "#r2m-file").send_keys(str(reference))
+        el(browser, "#r2m-prompt").send_keys("[sandbox:seconds=3] a jazz cover")
+
+    image_id = _submit(browser, "i2i", from_picker)
+    music_id = _submit(browser, "r2m", from_file)
+    assert account.task(music_id)["capability"] == "music.reference_audio_to_music"
+    el(browser, "a[data-nav=tasks]").click()
+    for task_id in (image_id, music_id):
+        wait_for(browser, visible(f'li[data-task-id="{task_id}"][data-status="succeeded"]'),
+                 f"task {task_id} to succeed")
+    img = el(browser, f'li[data-task-id="{image_id}"] img')
+    wait_for(browser, lambda d: d.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0", img), "the image")
+    audio = el(browser, f'li[data-task-id="{music_id}"] audio')
+    wait_for(browser, lambda d: d.execute_script(
+        "return arguments[0].readyState >= 1 && arguments[0].duration > 0", audio),
+        "the track's metadata")
 
 
 def test_live_progress_cancel_and_filters(signed_in, account, shots):
