@@ -238,6 +238,7 @@
     tasks.cards.clear();
     tasks.stack = [];
     tasks.cursor = null;
+    $('tasks-filter').reset();
     $('task-list').replaceChildren();
     $('chat-log').replaceChildren();
     chat.messages = [];
