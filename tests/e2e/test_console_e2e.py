@@ -426,7 +426,29 @@ def test_upload_with_progress_then_listed(signed_in, stack, account, tmp_path, s
     assert os.path.basename(src).startswith("console.js?v=")
 
 
-def test_every_page_runs_without_csp_violations_or_script_errors(browser, stack, account):
+def test_overview_says_so_when_account_and_usage_routes_are_missing(browser, stack, account,
+                                                                  shots):
+    sign_in(browser, stack, account.key)
+    wait_for(browser, lambda d: el(d, "#ov-balance").text not in ("…", ""), "the balance")
+    # A server without those two routes: send their reads to a path beatra really answers 404.
+    browser.execute_script("""
+        const real = window.fetch;
+        window.fetch = (url, init) => real(/^\\/v1\\/(account|usage)/.test(url)
+            ? `/v1/not-built${url}` : url, init);
+    """)
+    el(browser, "#ov-refresh").click()
+    notes = wait_for(browser, lambda d: len(d.find_elements(
+        "css selector", "#page-overview .notice")) == 2 and d.find_elements(
+        "css selector", "#page-overview .notice"), "the not-available notices")
+    assert all("not available on this server" in n.text for n in notes)
+    assert el(browser, "#ov-balance").text == "—"
+    assert browser.find_elements("css selector", "#page-overview .error") == []
+    el(browser, "a[data-nav=tasks]").click()  # the rest of the console still works
+    wait_for(browser, visible("#task-list li, #tasks-empty"), "the task list")
+
+
+def test_every_page_runs_without_csp_violations_or_script_errors(browser, stack, account,
+                                                                 shots):
     browser.get_log("browser")  # start from an empty log
     sign_in(browser, stack, account.key)
     for page in ("overview", "tasks", "create", "chat", "uploads"):
