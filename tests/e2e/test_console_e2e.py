@@ -92,9 +92,12 @@ def account(stack: TaskStack) -> Account:
 
 def wait_for(driver: Any, condition: Callable[[Any], Any], what: str,
              timeout: float = TIMEOUT) -> Any:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
+    # The page redraws what it polls: an element found a moment ago may be gone; look again.
+    return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=(
+        NoSuchElementException, StaleElementReferenceException)).until(
         condition, message=f"timed out waiting for {what}")
 
 
