@@ -113,6 +113,7 @@ def register_blueprints(app: Flask) -> None:
     from beatra.api.unions import component_name
     from beatra.api.uploads.routes import blp as uploads_blp
     from beatra.api.webhooks.routes import blp as webhooks_blp
+    from beatra.console import blp as console_blp
 
     # Schemas referenced only from union fields must exist as components before use.
     for schema in (*UNION_COMPONENTS, *MEDIA_INPUT_COMPONENTS):
@@ -124,6 +125,7 @@ def register_blueprints(app: Flask) -> None:
     from beatra.api.docs_page.routes import blp as docs_page_blp
 
     app.register_blueprint(docs_page_blp)  # HTML, not an API operation: not in the document
+    app.register_blueprint(console_blp)  # not an API resource: absent from the OpenAPI document
 
 
 def register_errorhandlers(app: Flask) -> None:

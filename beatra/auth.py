@@ -8,8 +8,10 @@ from beatra.accounts.service import Caller, authenticate
 from beatra.errors import unauthorized
 
 # Blueprints reachable without a key: health, the served OpenAPI document and its /docs page,
-# signed content URLs, upstream callbacks (signed per task).
-PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", "docs-page", "content", "callbacks"})
+# signed content URLs, upstream callbacks (signed per task), the web console's shell and assets
+# (no account data: the page calls the API with the key the user pastes).
+PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", "docs-page", "content", "callbacks",
+                               "console"})
 
 
 def current_caller() -> Caller:

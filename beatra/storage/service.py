@@ -21,6 +21,7 @@ from beatra.config import Settings
 from beatra.errors import ApiError, invalid
 from beatra.extensions import db
 from beatra.ids import ulid
+from beatra.pagination import decode_cursor, encode_cursor
 from beatra.storage import signing
 from beatra.storage.models import MEDIA_TYPES, PURPOSES, Artifact
 from beatra.storage.probe import ProbeError, probe
@@ -153,6 +154,23 @@ def get_artifact(account_id: str, artifact_id: str) -> Artifact | None:
     return db.session.scalars(
         select(Artifact).where(Artifact.id == artifact_id, Artifact.account_id == account_id)
     ).first()
+
+
+def list_uploads(account_id: str, *, limit: int = 20, cursor: str | None = None,
+                 purpose: str | None = None) -> tuple[list[Artifact], str | None]:
+    """The account's uploads (never task outputs), newest first, keyset-paged on the id (a
+    ULID: creation order) so new uploads never shift later pages. (rows, next_cursor)."""
+    query = select(Artifact).where(Artifact.account_id == account_id)
+    if purpose is not None:
+        query = query.where(Artifact.purpose == purpose)
+    else:
+        query = query.where(Artifact.purpose != "task_output")
+    if cursor:
+        query = query.where(Artifact.id < decode_cursor(cursor, "desc"))
+    rows = list(db.session.scalars(query.order_by(Artifact.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor("desc", rows[-1].id) if more and rows else None
 
 
 def find_signed_artifact(artifact_id: str, expires: str | None, sig: str | None) -> Artifact:

@@ -6,8 +6,6 @@ a missing one.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import os
 import threading
@@ -16,13 +14,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from flask import g
 from sqlalchemy import select
 
 from beatra.billing import wallet
-from beatra.errors import invalid, not_found
+from beatra.errors import not_found
 from beatra.extensions import db
+from beatra.pagination import decode_cursor, encode_cursor
 from beatra.request_id import current_request_id
 from beatra.tasks import states
 from beatra.tasks.models import Task
@@ -119,27 +117,6 @@ class Page:
     has_more: bool
 
 
-def _encode_cursor(order: str, last_id: str) -> str:
-    raw = orjson.dumps({"v": 1, "o": order, "id": last_id})
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _decode_cursor(cursor: str, order: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = orjson.loads(raw)
-        last_id = data["id"]
-        ok = data.get("v") == 1 and isinstance(last_id, str) and len(last_id) <= 40
-    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        ok = False
-    if not ok:
-        raise invalid("cursor is not one this API returned.", "/cursor")
-    if data.get("o") != order:
-        raise invalid(f"cursor was returned for order={data.get('o')}; pass the same order.",
-                      "/order")
-    return last_id
-
-
 def list_tasks(
     account_id: str,
     *,
@@ -163,13 +140,13 @@ def list_tasks(
     if created_before is not None:
         query = query.where(Task.created_at < created_before)
     if cursor:
-        last_id = _decode_cursor(cursor, order)
+        last_id = decode_cursor(cursor, order)
         query = query.where(Task.id < last_id if order == "desc" else Task.id > last_id)
     query = query.order_by(Task.id.desc() if order == "desc" else Task.id.asc()).limit(limit + 1)
     rows = list(db.session.scalars(query))
     has_more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = _encode_cursor(order, rows[-1].id) if has_more and rows else None
+    next_cursor = encode_cursor(order, rows[-1].id) if has_more and rows else None
     return Page(rows, next_cursor, has_more)
 
 

@@ -1,4 +1,5 @@
-"""POST /v1/uploads: single-shot upload (≤100 MB), content-addressed and de-duplicated."""
+"""POST /v1/uploads: single-shot upload (≤100 MB), content-addressed and de-duplicated.
+GET /v1/uploads: the caller's uploads, newest first, cursor-paged."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ from flask import current_app, request
 from flask_smorest import Blueprint
 
 from beatra.api.docs import REQUEST_ID_HEADER, operation
-from beatra.api.uploads.schemas import MultipartParser, UploadFormSchema, UploadResponseSchema
+from beatra.api.uploads.schemas import (
+    MultipartParser,
+    UploadFormSchema,
+    UploadListQuerySchema,
+    UploadListResponseSchema,
+    UploadResponseSchema,
+)
 from beatra.auth import current_caller
 from beatra.errors import ApiError
-from beatra.storage.service import artifact_view, save_artifact
+from beatra.storage.service import artifact_view, list_uploads, save_artifact
 
 # Multipart framing and the small form fields ride on top of the file itself.
 MULTIPART_OVERHEAD = 1024 * 1024
@@ -72,3 +79,19 @@ def upload(form: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 # Read by the app's before_request (beatra/__init__.py) to size its Content-Length check.
 upload.max_body_bytes = 100 * 1024 * 1024 + MULTIPART_OVERHEAD  # type: ignore[attr-defined]
+
+
+@blp.route("/uploads", methods=["GET"])
+@operation(blp, "list_uploads_v1_uploads_get")
+@blp.arguments(UploadListQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, UploadListResponseSchema, headers=REQUEST_ID_HEADER)
+def list_(limit: int, cursor: str | None, purpose: str | None) -> dict[str, Any]:
+    """List the caller's uploads
+
+    Newest first; task outputs are not listed (they are in each task's `output`). Pass
+    `next_cursor` back as `cursor` for the next page. Content URLs are signed and expire.
+    """
+    rows, next_cursor = list_uploads(current_caller().account_id, limit=limit, cursor=cursor,
+                                     purpose=purpose)
+    return {"data": [artifact_view(a) for a in rows], "next_cursor": next_cursor,
+            "has_more": next_cursor is not None}

@@ -73,3 +73,19 @@ class UploadResponseSchema(Schema):
     duration_ms = fields.Integer(allow_none=True)
     checksum_sha256 = fields.String(required=True)
     created_at = fields.String(required=True, metadata={"format": "date-time"})
+
+
+class UploadListQuerySchema(Schema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "Opaque `next_cursor` from the previous page."})
+    purpose = fields.String(load_default=None, allow_none=True,
+                            validate=validate.OneOf(UPLOAD_PURPOSES),
+                            metadata={"description": "Only uploads made for this purpose."})
+
+
+class UploadListResponseSchema(Schema):
+    object = fields.Constant("list")
+    data = fields.List(fields.Nested(UploadResponseSchema), required=True)
+    next_cursor = fields.String(allow_none=True)
+    has_more = fields.Boolean(required=True)
