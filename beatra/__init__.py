@@ -127,22 +127,16 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_request_hooks(app: Flask) -> None:
+    from beatra.api.input_guard import init_input_guard
     from beatra.auth import init_auth
-    from beatra.errors import ApiError
 
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
         current_request_id()
-        # Refuse oversized bodies before auth or parsing; a view may declare a larger cap.
-        length = request.content_length
-        if length is not None:
-            view = app.view_functions.get(request.endpoint or "")
-            limit = getattr(view, "max_body_bytes", app.config["MAX_CONTENT_LENGTH"])
-            if length > limit:
-                raise ApiError(413, "payload_too_large",
-                               f"Request body is {length} bytes; the limit here is {limit}.")
 
+    # Body size, JSON shape and text checks, before auth or any parsing (beatra.api.input_guard).
+    init_input_guard(app)
     init_auth(app)
     # After auth (they need the caller): rate limits first, so a limited request holds no key.
     from beatra.idempotency.hooks import init_idempotency

@@ -1,0 +1,156 @@
+"""One guard in front of every route: what a request may be before any view, auth or
+idempotency hook reads it.
+
+- Body size: one rule, per endpoint, from settings. A view may name a larger cap with
+  `body_limit` (uploads); everything else gets `max_json_body_bytes`. Werkzeug is told the same
+  cap (`request.max_content_length`), so a body without Content-Length stops there too (413).
+- Header values and multipart fields: no unpaired UTF-16 surrogates.
+- JSON bodies: parsed once with orjson, which refuses unpaired surrogates and invalid UTF-8;
+  nesting at most MAX_JSON_DEPTH; every integer within ±MAX_JSON_INTEGER (it fits int64
+  columns). Integers past 2^64 arrive as floats, which strict integer fields refuse.
+  Python's json (used later by webargs and Flask) only ever sees a body that passed these
+  checks, so it cannot recurse or overflow.
+- A view that takes a JSON body refuses another Content-Type with 415 naming the problem,
+  rather than reporting every required field as missing.
+
+Every refusal is the error envelope, raised before anything is reserved or stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from flask import Flask, current_app, request
+
+from beatra.config import Settings
+from beatra.errors import ApiError, invalid
+from beatra.jsonsafe import has_surrogate
+
+MAX_JSON_DEPTH = 64
+# Any JSON integer must fit a signed 64-bit column; fields that feed billing (token counts)
+# have much tighter ranges in their schemas.
+MAX_JSON_INTEGER = 2**63 - 1
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+BodyLimit = Callable[[Settings], int]
+
+
+def body_limit(limit: BodyLimit) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a view its own body cap (a function of the settings), read by the guard."""
+
+    def mark(view: Callable[..., Any]) -> Callable[..., Any]:
+        view.body_limit = limit  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def init_input_guard(app: Flask) -> None:
+    app.before_request(_guard)
+
+
+def _guard() -> None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    settings: Settings = current_app.extensions["beatra.settings"]
+    _check_headers()
+    limit_of: BodyLimit | None = getattr(view, "body_limit", None)
+    limit = limit_of(settings) if limit_of is not None else settings.max_json_body_bytes
+    request.max_content_length = limit
+    length = request.content_length
+    if length is not None and length > limit:
+        raise ApiError(413, "payload_too_large",
+                       f"Request body is {length} bytes; the limit here is {limit} bytes.")
+    if request.method not in _BODY_METHODS:
+        return
+    kind = _body_kind(view)
+    if request.mimetype == "multipart/form-data":
+        if kind == "multipart":
+            _check_form()
+        return
+    if kind != "json" and not request.is_json:
+        return
+    data = request.get_data(cache=True)  # stops at max_content_length (413)
+    if not data.strip():
+        return  # the view's schema says which fields are required
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type",
+                       f"Send the body as JSON with Content-Type: application/json "
+                       f"(got {request.mimetype or 'no Content-Type'}).")
+    check_json(data)
+
+
+def _check_headers() -> None:
+    for name, value in request.headers.items():
+        if has_surrogate(value):
+            raise invalid(f"Header {name} holds an unpaired UTF-16 surrogate.", f"/{name}")
+
+
+def _check_form() -> None:
+    for name, value in request.form.items(multi=True):
+        if has_surrogate(name) or has_surrogate(value):
+            raise invalid("Form field holds an unpaired UTF-16 surrogate.", f"/{_escape(name)}")
+    for name, upload in request.files.items(multi=True):
+        if has_surrogate(name) or has_surrogate(upload.filename or ""):
+            raise invalid("File name holds an unpaired UTF-16 surrogate.", f"/{_escape(name)}")
+
+
+def _body_kind(view: Any) -> str | None:
+    """"json" or "multipart" when the view declares such a body (flask-smorest's apidoc)."""
+    params = (getattr(view, "_apidoc", None) or {}).get("arguments", {}).get("parameters", [])
+    for param in params:
+        where = param.get("in")
+        if where == "json":
+            return "json"
+        if where in ("multipart", "form", "files"):
+            return "multipart"
+    return None
+
+
+def check_json(data: bytes) -> Any:
+    """Parse a JSON body under the rules above; returns the value or raises a 422 ApiError."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise invalid(_decode_message(exc)) from None
+    _walk(value)
+    return value
+
+
+def _decode_message(exc: orjson.JSONDecodeError) -> str:
+    reason = exc.msg
+    if "surrogate" in reason:
+        return (f"Request body holds an unpaired UTF-16 surrogate escape or invalid UTF-8 "
+                f"(line {exc.lineno}, column {exc.colno}); send valid Unicode text.")
+    if "depth" in reason:
+        return f"Request body is nested too deeply; at most {MAX_JSON_DEPTH} levels."
+    if "infinity" in reason:
+        return (f"Request body holds a number too large (line {exc.lineno}, column "
+                f"{exc.colno}); integers must be within ±{MAX_JSON_INTEGER}.")
+    return f"Request body is not valid JSON: {reason} (line {exc.lineno}, column {exc.colno})."
+
+
+def _walk(root: Any) -> None:
+    """Depth and integer range, iteratively (no recursion on hostile input)."""
+    stack: list[tuple[Any, int, tuple[str, ...]]] = [(root, 1, ())]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise invalid(f"Request body is nested too deeply; at most {MAX_JSON_DEPTH} "
+                              f"levels.", _pointer(path))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((v, depth + 1, (*path, str(k))) for k, v in items)
+        elif (isinstance(value, int) and not isinstance(value, bool)
+              and not -MAX_JSON_INTEGER <= value <= MAX_JSON_INTEGER):
+            raise invalid(f"Integer out of range; at most {MAX_JSON_INTEGER} in magnitude.",
+                              _pointer(path))
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _pointer(path: tuple[str, ...]) -> str | None:
+    return "".join(f"/{_escape(p)}" for p in path) or None
