@@ -6,8 +6,8 @@ idempotency hook reads it.
   cap (`request.max_content_length`), so a body without Content-Length stops there too (413).
 - Header values and multipart fields: no unpaired UTF-16 surrogates.
 - JSON bodies: parsed once with orjson, which refuses unpaired surrogates and invalid UTF-8;
-  nesting at most MAX_JSON_DEPTH; every integer within ±MAX_JSON_INTEGER (it fits int64
-  columns). Integers past 2^64 arrive as floats, which strict integer fields refuse.
+  nesting at most MAX_JSON_DEPTH; every number within ±MAX_JSON_INTEGER (2^63 - 1: an
+  integer fits int64 columns and every JSON encoder; floats are held to it too).
   Python's json (used later by webargs and Flask) only ever sees a body that passed these
   checks, so it cannot recurse or overflow.
 - A view that takes a JSON body refuses another Content-Type with 415 naming the problem,
@@ -29,7 +29,7 @@ from beatra.errors import ApiError, invalid
 from beatra.jsonsafe import has_surrogate
 
 MAX_JSON_DEPTH = 64
-# Any JSON integer must fit a signed 64-bit column; fields that feed billing (token counts)
+# Any JSON number must fit a signed 64-bit integer; fields that feed billing (token counts)
 # have much tighter ranges in their schemas.
 MAX_JSON_INTEGER = 2**63 - 1
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -88,12 +88,15 @@ def _check_headers() -> None:
 
 
 def _check_form() -> None:
+    # A part may come without a name (None): it is ignored by the schema, and so here.
     for name, value in request.form.items(multi=True):
-        if has_surrogate(name) or has_surrogate(value):
-            raise invalid("Form field holds an unpaired UTF-16 surrogate.", f"/{_escape(name)}")
+        if has_surrogate(name or "") or has_surrogate(value or ""):
+            raise invalid("Form field holds an unpaired UTF-16 surrogate.",
+                          f"/{_escape(name or '')}")
     for name, upload in request.files.items(multi=True):
-        if has_surrogate(name) or has_surrogate(upload.filename or ""):
-            raise invalid("File name holds an unpaired UTF-16 surrogate.", f"/{_escape(name)}")
+        if has_surrogate(name or "") or has_surrogate(upload.filename or ""):
+            raise invalid("File name holds an unpaired UTF-16 surrogate.",
+                          f"/{_escape(name or '')}")
 
 
 def _body_kind(view: Any) -> str | None:
@@ -142,10 +145,12 @@ def _walk(root: Any) -> None:
                               f"levels.", _pointer(path))
             items = value.items() if isinstance(value, dict) else enumerate(value)
             stack.extend((v, depth + 1, (*path, str(k))) for k, v in items)
-        elif (isinstance(value, int) and not isinstance(value, bool)
+        elif (isinstance(value, int | float) and not isinstance(value, bool)
               and not -MAX_JSON_INTEGER <= value <= MAX_JSON_INTEGER):
-            raise invalid(f"Integer out of range; at most {MAX_JSON_INTEGER} in magnitude.",
-                              _pointer(path))
+            # Floats too: orjson reads an integer past 2^64 as a float, while Python's json
+            # (webargs) would hand the view an exact int no int64 column or encoder can hold.
+            raise invalid(f"Number out of range; at most {MAX_JSON_INTEGER} in magnitude.",
+                          _pointer(path))
 
 
 def _escape(token: str) -> str:

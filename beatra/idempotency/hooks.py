@@ -44,6 +44,10 @@ def _valid_key(key: str) -> bool:
     return 1 <= len(key) <= KEY_MAX and all(32 <= ord(c) < 127 for c in key)
 
 
+def _part_order(name: str | None) -> tuple[bool, str]:
+    return name is None, name or ""  # Werkzeug names a part it cannot parse None
+
+
 def fingerprint() -> str:
     """sha256 over method, path, query and the canonical body. JSON: sorted keys, so key order
     and whitespace do not matter. Multipart: the form fields plus each file's name and size
@@ -53,10 +57,10 @@ def fingerprint() -> str:
     h.update(f"{request.method}\0{request.path}\0".encode())
     h.update(request.query_string + b"\0")
     if request.mimetype == "multipart/form-data":
-        for name in sorted(request.form):
+        for name in sorted(request.form, key=_part_order):
             for value in request.form.getlist(name):
                 h.update(orjson.dumps(["field", name, value]))
-        for name in sorted(request.files):
+        for name in sorted(request.files, key=_part_order):
             for upload in request.files.getlist(name):
                 stream = upload.stream
                 stream.seek(0, 2)
