@@ -16,3 +16,10 @@ keepalive = 75
 preload_app = False
 accesslog = None  # the app logs one JSON line per request with its request id
 errorlog = "-"
+
+
+def post_worker_init(worker):
+    # 400/414/431 that gunicorn answers itself carry our error envelope (beatra.gunicorn_errors).
+    from beatra.gunicorn_errors import install
+
+    install(worker)
