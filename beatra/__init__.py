@@ -127,7 +127,7 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_request_hooks(app: Flask) -> None:
-    from beatra.api.input_guard import init_input_guard
+    from beatra.api.input_guard import init_body_guard, init_input_guard
     from beatra.auth import init_auth
 
     @app.before_request
@@ -135,7 +135,7 @@ def register_request_hooks(app: Flask) -> None:
         g.started = time.perf_counter()
         current_request_id()
 
-    # Body size, JSON shape and text checks, before auth or any parsing (beatra.api.input_guard).
+    # Body size and header text, before auth or any parsing (beatra.api.input_guard).
     init_input_guard(app)
     init_auth(app)
     # After auth (they need the caller): rate limits first, so a limited request holds no key.
@@ -143,6 +143,7 @@ def register_request_hooks(app: Flask) -> None:
     from beatra.ratelimit.hooks import init_rate_limits
 
     init_rate_limits(app)
+    init_body_guard(app)  # JSON/multipart checks, once the caller is known (input_guard)
     init_idempotency(app)
 
     @app.after_request

@@ -1,5 +1,6 @@
-"""One guard in front of every route: what a request may be before any view, auth or
-idempotency hook reads it.
+"""One guard in front of every route: what a request may be before any view or idempotency
+hook reads it. Two hooks: size and headers before auth (cheap); the body checks after auth and
+rate limits (so an unauthenticated caller cannot make us parse a body at all).
 
 - Body size: one rule, per endpoint, from settings. A view may name a larger cap with
   `body_limit` (uploads); everything else gets `max_json_body_bytes`. Werkzeug is told the same
@@ -48,10 +49,17 @@ def body_limit(limit: BodyLimit) -> Callable[[Callable[..., Any]], Callable[...,
 
 
 def init_input_guard(app: Flask) -> None:
-    app.before_request(_guard)
+    """Before auth: body size and header text, which cost nothing to check."""
+    app.before_request(_guard_transport)
 
 
-def _guard() -> None:
+def init_body_guard(app: Flask) -> None:
+    """After auth and rate limits (so a stranger cannot make us parse 16 MB), before anything
+    else reads the body (idempotency fingerprints, views)."""
+    app.before_request(_guard_body)
+
+
+def _guard_transport() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
     settings: Settings = current_app.extensions["beatra.settings"]
     _check_headers()
@@ -62,9 +70,12 @@ def _guard() -> None:
     if length is not None and length > limit:
         raise ApiError(413, "payload_too_large",
                        f"Request body is {length} bytes; the limit here is {limit} bytes.")
+
+
+def _guard_body() -> None:
     if request.method not in _BODY_METHODS:
         return
-    kind = _body_kind(view)
+    kind = _body_kind(current_app.view_functions.get(request.endpoint or ""))
     if request.mimetype == "multipart/form-data":
         if kind == "multipart":
             _check_form()

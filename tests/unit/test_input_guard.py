@@ -211,3 +211,10 @@ def test_body_size_limits_come_from_settings_per_endpoint(make_app, make_account
         **account.headers, "Content-Type": "multipart/form-data; boundary=x"})
     err = _error(resp, 413)
     assert str(cap) in err["message"]
+
+
+def test_a_stranger_cannot_make_the_guard_parse_a_body(client):
+    # Size and headers are checked before auth; the body only once the caller is known.
+    body = '{"m": ' + "[" * 10_000 + "]" * 10_000 + "}"
+    resp = client.post(CHAT, data=body, content_type="application/json")
+    assert resp.status_code == 401
