@@ -18,6 +18,7 @@ import re
 import traceback
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,3 +138,21 @@ def test_served_spec_holds_under_fuzzing(fuzz_schema: Any) -> None:
     assert not failures, "\n\n".join(failures + SERVER_ERRORS)
     # The fuzzer got past auth and validation: most operations did real work.
     assert accepted >= MUST_SUCCEED, "\n".join(f"{k}: {v}" for k, v in sorted(statuses.items()))
+
+
+def test_served_responses_list_every_content_type_the_contract_does(client: Any) -> None:
+    # Found by a longer fuzz run: the SSE doc had replaced chat's application/json 200 body.
+    import yaml
+
+    contract = yaml.safe_load((Path(__file__).parent / "beatra-openapi.yaml").read_text())
+    served = client.get("/openapi.json").get_json()
+    missing = []
+    for path, methods in contract["paths"].items():
+        for method, op in methods.items():
+            for status, resp in (op.get("responses") or {}).items():
+                want = set((resp.get("content") or {}).keys())
+                got = set((served["paths"][path][method]["responses"].get(str(status), {})
+                           .get("content") or {}).keys())
+                if want - got:
+                    missing.append(f"{method.upper()} {path} {status}: {sorted(want - got)}")
+    assert not missing, missing
