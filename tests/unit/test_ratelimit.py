@@ -98,6 +98,7 @@ def test_concurrent_streams_limit(app, account, ledger_ok):
     open_stream.close()  # the slot is released when the response closes
     third = client.post("/v1/chat/completions", json=body, headers=account.headers)
     assert third.status_code == 200
+    third.close()  # settle inside the test, not when the garbage collector gets to it
 
 
 def test_memory_stream_slots_expire():
