@@ -40,7 +40,6 @@ def _account(runner, credits: str = "0") -> str:
     return json.loads(result.output)["account_id"]
 
 
-
 def test_the_range_rule_is_one_function():
     assert check_range(MAX_CREDITS) == MAX_CREDITS == Decimal(10**9)
     with pytest.raises(AmountOutOfRange):
