@@ -24,3 +24,10 @@ if _control_socket:
 control_socket_disable = not _control_socket
 accesslog = None  # the app logs one JSON line per request with its request id
 errorlog = "-"
+
+
+def post_worker_init(worker):
+    # 400/414/431 that gunicorn answers itself carry our error envelope (beatra.gunicorn_errors).
+    from beatra.gunicorn_errors import install
+
+    install(worker)

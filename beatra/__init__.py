@@ -135,22 +135,16 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_request_hooks(app: Flask) -> None:
+    from beatra.api.input_guard import init_body_guard, init_input_guard
     from beatra.auth import init_auth
-    from beatra.errors import ApiError
 
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
         current_request_id()
-        # Refuse oversized bodies before auth or parsing; a view may declare a larger cap.
-        length = request.content_length
-        if length is not None:
-            view = app.view_functions.get(request.endpoint or "")
-            limit = getattr(view, "max_body_bytes", app.config["MAX_CONTENT_LENGTH"])
-            if length > limit:
-                raise ApiError(413, "payload_too_large",
-                               f"Request body is {length} bytes; the limit here is {limit}.")
 
+    # Body size and header text, before auth or any parsing (beatra.api.input_guard).
+    init_input_guard(app)
     from beatra.api.cors import init_cors
 
     init_cors(app, app.extensions["beatra.settings"].cors_origins)  # preflights skip auth
@@ -160,6 +154,7 @@ def register_request_hooks(app: Flask) -> None:
     from beatra.ratelimit.hooks import init_rate_limits
 
     init_rate_limits(app)
+    init_body_guard(app)  # JSON/multipart checks, once the caller is known (input_guard)
     init_idempotency(app)
 
     @app.after_request

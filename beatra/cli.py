@@ -20,7 +20,7 @@ from beatra import devenv
 from beatra.accounts import service as accounts
 from beatra.accounts.models import ApiKey
 from beatra.billing import holds, wallet
-from beatra.billing.money import fmt, parse_credits
+from beatra.billing.money import AmountOutOfRange, fmt, parse_credits
 from beatra.errors import ApiError
 from beatra.timeutil import isoformat, utcnow
 from beatra.webhooks import endpoints as webhook_endpoints
@@ -333,7 +333,10 @@ def webhooks_delete(account_id: str) -> None:
 def credits_grant(account_id: str, amount: str, reason: str) -> None:
     value = _amount(amount)
     _require_account(account_id)
-    wallet.grant(account_id, value, reason=reason[:200])
+    try:
+        wallet.grant(account_id, value, reason=reason[:200])
+    except AmountOutOfRange as exc:
+        raise click.ClickException(f"{exc}; balance {fmt(wallet.balance(account_id))}") from None
     click.echo(f"granted {fmt(value)} credits to {account_id}; "
                f"balance {fmt(wallet.balance(account_id))}")
 

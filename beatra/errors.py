@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from beatra import jsonsafe
 from beatra.request_id import current_request_id
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def error_response(err: ApiError) -> Response:
     body = error_body(
         err.code, err.message, retryable=err.retryable, param=err.param, details=err.details
     )
-    resp = Response(orjson.dumps(body), status=err.status, mimetype="application/json")
+    resp = Response(jsonsafe.dumps(body), status=err.status, mimetype="application/json")
     for key, value in err.headers.items():
         resp.headers[key] = value
     return resp

@@ -6,8 +6,7 @@ import logging
 import sys
 import time
 
-import orjson
-
+from beatra import jsonsafe
 from beatra.request_id import current_request_id
 
 
@@ -28,7 +27,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return jsonsafe.dumps(entry, default=str).decode()
 
 
 def configure_logging(level: str) -> None:

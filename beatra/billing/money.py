@@ -3,6 +3,11 @@
 Amounts carry 9 decimal places. Postgres stores them as NUMERIC(24, 9). SQLite has no exact
 decimal type (NUMERIC affinity degrades to REAL), so there the same column holds integer
 nano-credits; conditional `balance >= :amount` updates stay exact on both.
+
+The one range rule: every amount and every balance lies within ±MAX_CREDITS (10^9 credits,
+$10M at 100 credits per USD). In nano-credits that is 10^18, inside SQLite's signed 64-bit
+integer (9.2 x 10^18) even when a maximal amount meets a maximal balance in one UPDATE, and far
+inside NUMERIC(24, 9). Amounts are checked here, before any arithmetic or binding.
 """
 
 from __future__ import annotations
@@ -18,6 +23,18 @@ SCALE = 9
 QUANTUM = Decimal(1).scaleb(-SCALE)
 _NANO = Decimal(10) ** SCALE
 ZERO = Decimal(0)
+MAX_CREDITS = Decimal(10) ** 9
+
+
+class AmountOutOfRange(ValueError):
+    """An amount or balance outside ±MAX_CREDITS."""
+
+
+def check_range(value: Decimal, what: str = "amount") -> Decimal:
+    """`value` if it lies within ±MAX_CREDITS; raises AmountOutOfRange otherwise."""
+    if not value.is_finite() or abs(value) > MAX_CREDITS:
+        raise AmountOutOfRange(f"{what} must be at most {MAX_CREDITS:,} credits in magnitude")
+    return value
 
 
 def quantize(value: Decimal) -> Decimal:
@@ -32,6 +49,7 @@ def parse_credits(text: str | int | Decimal) -> Decimal:
         raise ValueError(f"not a decimal amount: {text!r}") from exc
     if not value.is_finite():
         raise ValueError(f"not a finite amount: {text!r}")
+    check_range(value)  # before quantize: 1e30 would exceed Decimal's precision there
     if value != quantize(value):
         raise ValueError(f"at most {SCALE} decimal places: {text!r}")
     return quantize(value)
@@ -59,7 +77,7 @@ class Credits(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        value = quantize(Decimal(value))
+        value = quantize(check_range(Decimal(value)))  # never store what cannot be read back
         if dialect.name == "sqlite":
             return int(value * _NANO)
         return value

@@ -29,7 +29,7 @@ from sqlalchemy import bindparam, column, func, insert, select, table, update
 
 from beatra.accounts.models import ApiKey
 from beatra.billing.models import Hold, LedgerEntry, Wallet
-from beatra.billing.money import ZERO, Credits, quantize
+from beatra.billing.money import ZERO, Credits, check_range, quantize
 from beatra.errors import ApiError
 from beatra.extensions import db
 from beatra.ids import new_id
@@ -159,13 +159,16 @@ _KEY_EXISTS = select(_keys.c.id).where(_keys.c.id == bindparam("key"))
 
 def grant(account_id: str, amount: Decimal, *, reason: str | None = None,
           ref: str | None = None) -> None:
-    amount = quantize(amount)
+    amount = quantize(check_range(amount))
     if amount <= 0:
         raise ValueError("grant amount must be positive")
     with _transaction(own=False) as tx:
         result = tx.execute(_ADD, {"account": account_id, "amount": amount})
         if result.rowcount != 1:
             raise LookupError(f"no wallet for account {account_id}")
+        # Our row lock makes this read our own update; out of range rolls the grant back.
+        check_range(tx.execute(select(_wallets.c.balance).where(
+            _wallets.c.account_id == account_id)).scalar_one(), "the resulting balance")
         tx.execute(_RECORD, [_entry(None, account_id, "grant", amount, ref, reason)])
 
 

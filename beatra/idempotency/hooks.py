@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import orjson
 from flask import Flask, Response, current_app, g, request
@@ -45,21 +44,23 @@ def _valid_key(key: str) -> bool:
     return 1 <= len(key) <= KEY_MAX and all(32 <= ord(c) < 127 for c in key)
 
 
-def fingerprint(view: Any) -> str:
+def _part_order(name: str | None) -> tuple[bool, str]:
+    return name is None, name or ""  # Werkzeug names a part it cannot parse None
+
+
+def fingerprint() -> str:
     """sha256 over method, path, query and the canonical body. JSON: sorted keys, so key order
     and whitespace do not matter. Multipart: the form fields plus each file's name and size
-    (the file is spooled to disk by the parser; its bytes are not re-read)."""
+    (the file is spooled to disk by the parser; its bytes are not re-read). The body cap was
+    set by the input guard before this reads anything."""
     h = hashlib.sha256()
     h.update(f"{request.method}\0{request.path}\0".encode())
     h.update(request.query_string + b"\0")
     if request.mimetype == "multipart/form-data":
-        limit = getattr(view, "max_body_bytes", None)
-        if limit is not None:
-            request.max_content_length = limit  # the view's own cap, before parsing
-        for name in sorted(request.form):
+        for name in sorted(request.form, key=_part_order):
             for value in request.form.getlist(name):
                 h.update(orjson.dumps(["field", name, value]))
-        for name in sorted(request.files):
+        for name in sorted(request.files, key=_part_order):
             for upload in request.files.getlist(name):
                 stream = upload.stream
                 stream.seek(0, 2)
@@ -92,7 +93,7 @@ def _before() -> Response | None:
                       f"/{KEY_HEADER}")
     settings = current_app.extensions["beatra.settings"]
     rule = request.url_rule.rule if request.url_rule is not None else request.path
-    fp = fingerprint(view)
+    fp = fingerprint()
     outcome = store.acquire(
         caller.account_id, f"POST {rule}", key, fp,
         ttl_seconds=settings.idempotency_ttl_seconds,

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import requests
 
+from beatra import jsonsafe
 from beatra.catalog.model import Route
 from beatra.providers.failures import ProviderFailure
 from beatra.providers.http import upstream_session
@@ -121,7 +122,7 @@ def _post(route: Route, path: str, body: dict[str, Any]) -> dict[str, Any]:
     provider = route.provider
     try:
         resp = upstream_session().post(
-            f"{provider.base_url}{path}", data=orjson.dumps(body),
+            f"{provider.base_url}{path}", data=jsonsafe.dumps(body),
             headers={"Authorization": f"Bearer {provider.api_key}",
                      "Content-Type": "application/json", "Accept": "application/json"},
             timeout=(provider.connect_timeout, provider.read_timeout))

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import requests
 
+from beatra import jsonsafe
 from beatra.catalog.model import Route
 from beatra.providers.failures import ProviderFailure
 from beatra.providers.http import upstream_session
@@ -130,7 +131,7 @@ def _result(resp: requests.Response, provider: str) -> ImageResult:
 
 def generate(route: Route, req: ImageRequest) -> ImageResult:
     """POST {base}/images/generations (JSON)."""
-    resp = _post(route, "/images/generations", data=orjson.dumps(req.fields()),
+    resp = _post(route, "/images/generations", data=jsonsafe.dumps(req.fields()),
                  headers={"Content-Type": "application/json"})
     return _result(resp, route.provider.name)
 

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import requests
 
+from beatra import jsonsafe
 from beatra.catalog.model import Route
 from beatra.providers.failures import ProviderFailure
 from beatra.providers.http import upstream_session
@@ -155,7 +156,7 @@ def _request(route: Route, method: str, path: str, **kwargs: Any) -> Any:
 def submit(route: Route, req: SunoRequest) -> str:
     """Start a generation (or an upload-cover); returns the upstream taskId."""
     path = "/api/v1/generate/upload-cover" if req.upload_url else "/api/v1/generate"
-    data = _request(route, "POST", path, data=orjson.dumps(req.body()))
+    data = _request(route, "POST", path, data=jsonsafe.dumps(req.body()))
     task_id = data.get("taskId") if isinstance(data, dict) else None
     if not isinstance(task_id, str) or not task_id:
         raise _failure("upstream_error", "Suno accepted the request without a taskId", True)

@@ -1,7 +1,10 @@
 """Dimensions of images (Pillow) and durations of audio/video (mutagen, an mp4 box reader).
 
-Everything reads headers only: images are opened, never decoded, so a decompression bomb is
-refused by its declared size before a single pixel is inflated.
+Images: the declared size is checked first, so a decompression bomb is refused before a single
+pixel is inflated; then the image is decoded in full, so a truncated file is refused rather than
+stored with the size its header claims. Audio: the duration is bounded by what the bytes can
+hold at the stream's bitrate, and a file whose data is far shorter than its header says is
+refused (a WAV cut to 2,000 bytes must not pass as 10 s).
 """
 
 from __future__ import annotations
@@ -44,7 +47,18 @@ def probe_image(path: Path) -> Probe:
         raise ProbeError("image has no pixels")
     if width * height > MAX_IMAGE_PIXELS:
         raise ProbeError(f"image is {width}x{height}; at most {MAX_IMAGE_PIXELS} pixels")
+    _decode_fully(path)
     return Probe(width=width, height=height)
+
+
+def _decode_fully(path: Path) -> None:
+    try:
+        with Image.open(path) as img:
+            img.verify()  # chunk structure and checksums (PNG): catches a cut-off end
+        with Image.open(path) as img:
+            img.load()  # every pixel: catches truncated or corrupt image data
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ProbeError(f"image data is truncated or corrupt ({exc})") from None
 
 
 def _boxes(f: BinaryIO, start: int, end: int):
@@ -110,7 +124,27 @@ def probe_av(path: Path, mime_type: str) -> Probe:
     length = getattr(getattr(parsed, "info", None), "length", None)
     if parsed is None or not length or length <= 0:
         raise ProbeError("audio could not be read (no stream info)")
-    return Probe(duration_ms=round(length * 1000))
+    return Probe(duration_ms=round(_bounded_length(path, mime_type, parsed.info, length) * 1000))
+
+
+# Containers whose header bitrate is exact (PCM) or whose frames carry it (MP3): size x 8 /
+# bitrate is then what the file can really play. Other codecs state a nominal bitrate only.
+_SIZE_BOUNDED = ("audio/wav", "audio/x-wav", "audio/wave", "audio/aiff", "audio/x-aiff",
+                 "audio/mpeg")
+# Slack for headers, tags and VBR averaging before a short file counts as lying.
+_SHORT_RATIO = 1.5
+_SHORT_SLACK_SECONDS = 1.0
+
+
+def _bounded_length(path: Path, mime_type: str, info: object, length: float) -> float:
+    bitrate = getattr(info, "bitrate", 0) or 0
+    if mime_type not in _SIZE_BOUNDED or bitrate <= 0:
+        return length
+    by_size = path.stat().st_size * 8 / bitrate
+    if length > by_size * _SHORT_RATIO + _SHORT_SLACK_SECONDS:
+        raise ProbeError(f"audio header claims {length:.2f} s but the data holds about "
+                         f"{by_size:.2f} s; the file is truncated")
+    return min(length, by_size)
 
 
 def probe(path: Path, media_type: str, mime_type: str) -> Probe:

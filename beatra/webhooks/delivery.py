@@ -14,8 +14,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import orjson
-
+from beatra import jsonsafe
 from beatra.extensions import db
 from beatra.net import NetError, safe_request
 from beatra.tasks.models import Task
@@ -62,7 +61,7 @@ def deliver(task_id: str, runtime: TaskRuntime) -> str | None:
                       next_attempt_at=None, counted=False)
         return "failed"
     url, secret = endpoint.url, endpoint.secret
-    body = orjson.dumps(envelope(task))
+    body = jsonsafe.dumps(envelope(task))  # stored text never blocks a delivery
     db.session.commit()  # no transaction held across the network call
 
     timestamp = int(time.time())

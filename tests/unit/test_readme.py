@@ -99,7 +99,7 @@ def test_settings_named_are_read_by_the_code():
     sources = "\n".join(p.read_text() for p in [*ROOT.joinpath("beatra").rglob("*.py"),
                                                  ROOT / "gunicorn.conf.py"])
     named = set(re.findall(r"\b(BEATRA_[A-Z_]*[A-Z]|GUNICORN_[A-Z_]*[A-Z])\b", README))
-    test_only = {n for n in named if n.startswith("BEATRA_TEST_")} | {
+    test_only = {n for n in named if n.startswith(("BEATRA_TEST_", "BEATRA_FUZZ_"))} | {
         "BEATRA_REQUIRE_SERVICES"}
     tests = "\n".join(p.read_text() for p in ROOT.joinpath("tests").rglob("*.py"))
     missing = sorted(n for n in named - test_only - EXAMPLE_SETTINGS if n not in sources)

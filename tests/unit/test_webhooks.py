@@ -333,3 +333,24 @@ def test_cli_set_show_rotate_delete(app, account, receiver_factory):
     assert runner.invoke(args=["webhooks", "show", "--account",
                                account.account_id]).exit_code != 0
     assert orjson.loads(rotated.output)["account_id"] == account.account_id
+
+
+def test_stored_text_with_a_lone_surrogate_never_blocks_a_delivery(
+        app, client, account, receiver_factory, ledger_ok):
+    # Rows written before the input guard may hold text orjson refuses ("\udc00" used to reach
+    # a music prompt): the envelope is still sent (U+FFFD), and redeliver really redelivers.
+    receiver = receiver_factory()
+    _register(client, account, receiver.url)
+    with app.test_request_context():
+        task_id = service.submit(
+            account_id=account.account_id, capability="test.instant", requested_model="m",
+            resolved_model="m", task_input={"prompt": "odd \udc00 text"}, hold=Decimal("2"),
+            prices=PriceTable({"image_count": Decimal("1")}, Decimal("100"))).id
+    task = finished(client, account, task_id)
+    assert task["callback"]["status"] == "delivered", task["callback"]
+    resp = client.post(f"/v1/tasks/{task_id}/callback/redeliver", headers=account.headers)
+    assert resp.status_code == 202
+    assert finished(client, account, task_id)["callback"]["status"] == "delivered"
+    assert len(receiver.requests) == 2
+    assert receiver.requests[1][1] == receiver.requests[0][1]
+    assert orjson.loads(receiver.requests[0][1])["task_id"] == task_id  # valid JSON, UTF-8

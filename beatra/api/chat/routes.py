@@ -16,12 +16,16 @@ from beatra.request_id import current_request_id
 
 blp = Blueprint("chat", __name__, url_prefix="/v1")
 
-_STREAM_DOC = {"responses": {"200": {"content": {"text/event-stream": {"schema": {
-    "type": "string",
-    "description": "Server-Sent Events: `data: <ChatCompletionChunk>` events followed by "
-                   "`data: [DONE]`. A failure after streaming began arrives as an "
-                   "`event: error` whose data is the error envelope, then `data: [DONE]`.",
-}}}}}}
+# The sync JSON body is listed here too: this content map replaces the one @blp.response builds.
+_STREAM_DOC = {"responses": {"200": {"content": {
+    "application/json": {"schema": ChatCompletionResponseSchema},
+    "text/event-stream": {"schema": {
+        "type": "string",
+        "description": "Server-Sent Events: `data: <ChatCompletionChunk>` events followed by "
+                       "`data: [DONE]`. A failure after streaming began arrives as an "
+                       "`event: error` whose data is the error envelope, then `data: [DONE]`.",
+    }},
+}}}}
 
 
 @blp.route("/chat/completions", methods=["POST"])

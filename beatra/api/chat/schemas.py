@@ -12,6 +12,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from beatra.api.strict import StrictBoolean, StrictFloat, StrictInteger, token_count
 from beatra.api.unions import StringOr, TaggedUnion
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -147,7 +148,7 @@ class FunctionDefinitionSchema(_Open):
     name = fields.String(required=True, validate=_tool_name)
     description = _nullable_str()
     parameters = fields.Dict(metadata={"description": "JSON Schema"})
-    strict = fields.Boolean(allow_none=True)
+    strict = StrictBoolean(allow_none=True)
 
 
 class ToolSchema(_Open):
@@ -200,7 +201,7 @@ class JsonSchemaDefSchema(_Open):
     name = fields.String(required=True, metadata={"description": "Identifier for the schema"})
     description = _nullable_str()
     schema = fields.Dict(required=True, metadata={"description": "JSON Schema"})
-    strict = fields.Boolean(allow_none=True)
+    strict = StrictBoolean(allow_none=True)
 
 
 class ResponseFormatJsonSchemaSchema(_Open):
@@ -209,7 +210,7 @@ class ResponseFormatJsonSchemaSchema(_Open):
 
 
 class StreamOptionsSchema(_Open):
-    include_usage = fields.Boolean(load_default=False)
+    include_usage = StrictBoolean(load_default=False)
 
 
 class AudioOutputConfigSchema(_Open):
@@ -240,14 +241,8 @@ class Stop(fields.Field):
         raise ValidationError("Must be a string or an array of strings.")
 
 
-def _positive(value: int) -> None:
-    # A plain function rather than validate.Range: the contract documents no minimum.
-    if value < 1:
-        raise ValidationError("Must be at least 1.")
-
-
-def _number(lo: float, hi: float) -> fields.Float:
-    return fields.Float(allow_none=True, validate=validate.Range(lo, hi))
+def _number(lo: float, hi: float) -> StrictFloat:
+    return StrictFloat(allow_none=True, validate=validate.Range(lo, hi))
 
 
 # Other providers' names for an output cap or a choice count: passing them through would let a
@@ -272,22 +267,22 @@ class ChatCompletionRequestSchema(_Open):
                            validate=_non_empty)
     temperature = _number(0, 2)
     top_p = _number(0, 1)
-    max_tokens = fields.Integer(allow_none=True, validate=_positive,
-                                metadata={"description": "Legacy; mapped per model."})
-    max_completion_tokens = fields.Integer(allow_none=True, validate=_positive)
-    n = fields.Integer(allow_none=True, validate=validate.Range(1, 10))
-    seed = fields.Integer(allow_none=True)
+    max_tokens = StrictInteger(allow_none=True, validate=token_count,
+                               metadata={"description": "Legacy; mapped per model."})
+    max_completion_tokens = StrictInteger(allow_none=True, validate=token_count)
+    n = StrictInteger(allow_none=True, validate=validate.Range(1, 10))
+    seed = StrictInteger(allow_none=True)
     stop = Stop()
-    stream = fields.Boolean(load_default=False)
+    stream = StrictBoolean(load_default=False)
     stream_options = fields.Nested(StreamOptionsSchema, allow_none=True)
     frequency_penalty = _number(-2, 2)
     presence_penalty = _number(-2, 2)
-    logit_bias = fields.Dict(keys=fields.String(), values=fields.Float(), allow_none=True)
-    logprobs = fields.Boolean(allow_none=True)
-    top_logprobs = fields.Integer(allow_none=True, validate=validate.Range(0, 20))
+    logit_bias = fields.Dict(keys=fields.String(), values=StrictFloat(), allow_none=True)
+    logprobs = StrictBoolean(allow_none=True)
+    top_logprobs = StrictInteger(allow_none=True, validate=validate.Range(0, 20))
     tools = fields.List(fields.Nested(ToolSchema), allow_none=True)
     tool_choice = ToolChoice()
-    parallel_tool_calls = fields.Boolean(allow_none=True)
+    parallel_tool_calls = StrictBoolean(allow_none=True)
     response_format = TaggedUnion(
         "type",
         {"text": ResponseFormatTextSchema, "json_object": ResponseFormatJsonObjectSchema,
@@ -300,7 +295,7 @@ class ChatCompletionRequestSchema(_Open):
     modalities = fields.List(fields.String(validate=validate.OneOf(["text", "audio"])),
                              allow_none=True)
     metadata = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
-    store = fields.Boolean(allow_none=True)
+    store = StrictBoolean(allow_none=True)
     service_tier = _nullable_str()
     safety_identifier = _nullable_str()
     prompt_cache_key = _nullable_str()

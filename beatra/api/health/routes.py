@@ -14,6 +14,8 @@ blp = Blueprint("health", __name__, url_prefix="/v1")
 @blp.route("/health", methods=["GET"])
 @operation(blp, "health_v1_health_get", auth=False)
 @blp.response(200, headers=REQUEST_ID_HEADER)
+@blp.doc(responses={"200": {"content": {"application/json": {"schema": {
+    "type": "object", "additionalProperties": True}}}}})
 def health() -> dict[str, Any]:
     """Health
 

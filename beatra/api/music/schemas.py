@@ -7,6 +7,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from beatra.api.media_inputs import media_input
+from beatra.api.strict import StrictBoolean
 
 MODELS = ["auto", "minimax-music-2.6", "suno-5.5"]
 
@@ -24,7 +25,7 @@ class TextToMusicRequestSchema(Schema):
         "description": "Music concept, style, mood, genre, or instrumentation prompt."})
     lyrics = fields.String(allow_none=True, load_default=None, metadata={
         "description": "Optional lyrics text. Must be omitted for instrumental music."})
-    instrumental = fields.Boolean(load_default=False, metadata={
+    instrumental = StrictBoolean(load_default=False, metadata={
         "description": "When true, generate instrumental music without vocals."})
     title = fields.String(allow_none=True, load_default=None)
     metadata = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True,

@@ -18,6 +18,7 @@ from flask import Response, current_app
 from flask_smorest import Blueprint
 
 from beatra.api.docs import REQUEST_ID_HEADER, operation
+from beatra.api.input_guard import body_limit
 from beatra.api.openai_compat import mapping, render, submission, waiting
 from beatra.api.openai_compat.schemas import (
     MAX_EDIT_IMAGES,
@@ -133,6 +134,5 @@ def edit(params: dict[str, Any]) -> Response:
     return _run(params, submit)
 
 
-# Read by the app's before_request to size its Content-Length check: all images together may
-# be as large as one upload (the contract's 100 MB).
-edit.max_body_bytes = 100 * 1024 * 1024 + MULTIPART_OVERHEAD  # type: ignore[attr-defined]
+# All images together may be as large as one upload (the contract's 100 MB); see input_guard.
+body_limit(lambda settings: settings.upload_max_bytes + MULTIPART_OVERHEAD)(edit)

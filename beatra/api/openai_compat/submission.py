@@ -47,9 +47,8 @@ def submit_once(account_id: str, submit: Callable[[], Task]) -> tuple[Task, bool
     if key is None:
         return submit(), False
     settings = current_app.extensions["beatra.settings"]
-    view = current_app.view_functions.get(request.endpoint or "")
     rule = request.url_rule.rule if request.url_rule is not None else request.path
-    fp = fingerprint(view)
+    fp = fingerprint()
     outcome = store.acquire(account_id, f"POST {rule}", key, fp,
                             ttl_seconds=settings.idempotency_ttl_seconds,
                             lease_seconds=settings.idempotency_lease_seconds)

@@ -73,7 +73,9 @@ class TaskListQuerySchema(Schema):
             values = raw.getlist(name) + raw.getlist(f"{name}[]")
             out.pop(name, None)
             if values:
-                out[name] = [v.strip() for item in values for v in item.split(",") if v.strip()]
+                # An empty value (`status=`) is kept so validation refuses it, rather than
+                # silently answering the unfiltered list.
+                out[name] = [v.strip() for item in values for v in item.split(",")]
         return out
 
     @validates_schema
@@ -81,8 +83,8 @@ class TaskListQuerySchema(Schema):
         for name, allowed in (("status", STATUSES), ("capability", tuple(CAPABILITIES))):
             bad = [v for v in data.get(name) or [] if v not in allowed]
             if bad:
-                raise ValidationError(f"unknown value {bad[0]!r}; one of: {', '.join(allowed)}.",
-                                      name)
+                what = f"unknown value {bad[0]!r}" if bad[0] else "empty value"
+                raise ValidationError(f"{what}; one of: {', '.join(allowed)}.", name)
         expand = data.get("expand")
         if expand:
             parts = [p.strip() for p in expand.split(",") if p.strip()]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 from flask_smorest import Blueprint
 
 from beatra.api.docs import REQUEST_ID_HEADER, operation
+from beatra.api.input_guard import body_limit
 from beatra.api.uploads.schemas import (
     MultipartParser,
     UploadFormSchema,
@@ -17,7 +18,7 @@ from beatra.api.uploads.schemas import (
     UploadResponseSchema,
 )
 from beatra.auth import current_caller
-from beatra.errors import ApiError
+from beatra.config import Settings
 from beatra.storage.service import artifact_view, list_uploads, save_artifact
 
 # Multipart framing and the small form fields ride on top of the file itself.
@@ -33,24 +34,13 @@ class UploadsBlueprint(Blueprint):
 blp = UploadsBlueprint("uploads", __name__, url_prefix="/v1")
 
 
-def upload_body_cap() -> int:
-    return current_app.extensions["beatra.settings"].upload_max_bytes + MULTIPART_OVERHEAD
-
-
-@blp.before_request
-def _allow_large_body() -> None:
-    # The app refuses bodies over MAX_CONTENT_LENGTH (16 MB) before reading; uploads may be
-    # 100 MB. Werkzeug then spools file parts over 500 KB to a temp file, never to memory,
-    # and still stops (413) at this cap when the body has no Content-Length.
-    cap = upload_body_cap()
-    request.max_content_length = cap
-    if request.content_length is not None and request.content_length > cap:
-        raise ApiError(413, "payload_too_large",
-                       f"Request body is {request.content_length} bytes; uploads are limited "
-                       f"to {cap - MULTIPART_OVERHEAD} bytes per file.")
+def _body_cap(settings: Settings) -> int:
+    # Werkzeug spools file parts over 500 KB to a temp file, never to memory.
+    return settings.upload_max_bytes + MULTIPART_OVERHEAD
 
 
 @blp.route("/uploads", methods=["POST"])
+@body_limit(_body_cap)
 @operation(blp, "upload_v1_uploads_post", idempotent=True,
            errors={413: "File larger than 100 MB"})
 @blp.arguments(UploadFormSchema, location="multipart")
@@ -75,10 +65,6 @@ def upload(form: dict[str, Any]) -> tuple[dict[str, Any], int]:
         max_bytes=current_app.extensions["beatra.settings"].upload_max_bytes,
     )
     return artifact_view(artifact), 201 if created else 200
-
-
-# Read by the app's before_request (beatra/__init__.py) to size its Content-Length check.
-upload.max_body_bytes = 100 * 1024 * 1024 + MULTIPART_OVERHEAD  # type: ignore[attr-defined]
 
 
 @blp.route("/uploads", methods=["GET"])

@@ -10,6 +10,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import CombinedMultiDict, FileStorage
 
+from beatra.errors import invalid
 from beatra.storage.models import MEDIA_TYPES, UPLOAD_PURPOSES
 
 METADATA_MAX_CHARS = 16 * 1024
@@ -22,6 +23,9 @@ class MultipartParser(FlaskParser):
     __location_map__ = {**FlaskParser.__location_map__, "multipart": "load_multipart"}
 
     def load_multipart(self, req: Any, schema: Schema) -> Any:
+        # The schema would silently keep the first of several parts: refuse the ambiguity.
+        if len(req.files.getlist("file")) > 1:
+            raise invalid("Send exactly one multipart part named 'file'.", "/file")
         return self._makeproxy(CombinedMultiDict([req.files, req.form]), schema)
 
 

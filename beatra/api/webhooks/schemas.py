@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from beatra.api.strict import StrictBoolean
 from beatra.webhooks.endpoints import URL_MAX
 
 
@@ -14,7 +15,7 @@ class WebhookEndpointPutSchema(Schema):
     url = fields.String(required=True, validate=validate.Length(min=1, max=URL_MAX), metadata={
         "description": "HTTPS URL that receives a signed POST of the TaskEnvelope when a task "
                        "ends. Must resolve to a public address."})
-    rotate_secret = fields.Boolean(load_default=False, metadata={
+    rotate_secret = StrictBoolean(load_default=False, metadata={
         "description": "Issue a new signing secret for an existing endpoint (the old one stops "
                        "working at once)."})
 
