@@ -51,8 +51,15 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine_options["connect_args"] = {"check_same_thread": False, "timeout": 30}
     elif url.startswith("postgresql"):
-        # Greenlets share the pool: size it for concurrent requests, not CPU cores.
-        engine_options.update(pool_size=20, max_overflow=80, pool_pre_ping=True)
+        # Bounded on purpose (see Settings.db_pool_*): greenlets queue for a connection for at
+        # most pool_timeout seconds, then the request answers 503 instead of opening more.
+        engine_options.update(pool_size=settings.db_pool_size,
+                              max_overflow=settings.db_max_overflow,
+                              pool_timeout=settings.db_pool_timeout,
+                              pool_pre_ping=settings.db_pool_pre_ping,
+                              pool_recycle=settings.db_pool_recycle,
+                              # An unreachable host fails in seconds (then 503), not minutes.
+                              connect_args={"connect_timeout": 5})
     return {
         "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
