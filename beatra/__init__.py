@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import fields, replace
 from pathlib import Path
@@ -15,8 +14,6 @@ from beatra.config import Settings, normalise_database_url
 from beatra.extensions import db, migrate, rest_api
 from beatra.request_id import HEADER as REQUEST_ID_HEADER
 from beatra.request_id import current_request_id
-
-access_log = logging.getLogger("beatra.access")
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -161,20 +158,13 @@ def register_request_hooks(app: Flask) -> None:
     @app.after_request
     def _finish(resp: Response) -> Response:
         resp.headers[REQUEST_ID_HEADER] = current_request_id()
-        if access_log.isEnabledFor(logging.INFO):
-            caller = g.get("caller")
-            access_log.info(
-                "request",
-                extra={"fields": {
-                    "method": request.method,
-                    "path": request.path,
-                    "status": resp.status_code,
-                    "ms": round((time.perf_counter() - g.get("started", time.perf_counter()))
-                                * 1000, 2),
-                    "account_id": caller.account_id if caller else None,
-                }},
-            )
         return resp
+
+    from beatra.accesslog import init_access_log
+    from beatra.ops import init_ops
+
+    init_access_log(app)  # access lines + HTTP metrics, at the end of streamed responses too
+    init_ops(app)  # GET /readyz and /metrics, outside the public contract
 
 
 def register_commands(app: Flask) -> None:

@@ -8,8 +8,8 @@ from beatra.accounts.service import Caller, authenticate
 from beatra.errors import unauthorized
 
 # Blueprints reachable without a key: health, the served OpenAPI document, signed content URLs,
-# upstream callbacks (signed per task).
-PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", "content", "callbacks"})
+# upstream callbacks (signed per task), readiness and metrics (their own token; beatra.ops).
+PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", "content", "callbacks", "ops"})
 
 
 def current_caller() -> Caller:

@@ -61,6 +61,8 @@ class Settings:
     # use, that request answers 503, the pool reconnects). db_pool_recycle bounds idle age.
     db_pool_pre_ping: bool = False
     db_pool_recycle: float = 1800
+    # s3:// store: create the bucket at start-up when it is missing (else start-up stops).
+    s3_create_bucket: bool = True
     # When set, GET /metrics requires `Authorization: Bearer <token>`.
     metrics_token: str = ""
 
@@ -78,6 +80,8 @@ class Settings:
             log_level=env.get("BEATRA_LOG_LEVEL", "INFO"),
             secret_key=env.get("BEATRA_SECRET_KEY", ""),
             metrics_token=env.get("BEATRA_METRICS_TOKEN", ""),
+            s3_create_bucket=env.get("BEATRA_S3_CREATE_BUCKET", "1").lower()
+            not in ("0", "false", "no"),
             **_task_env(env),
             **_webhook_env(env),
             **_db_env(env),

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from beatra import metrics
 from beatra.billing import wallet
 from beatra.billing.money import ZERO
 from beatra.extensions import db
@@ -196,6 +197,7 @@ def succeed(claim: Claim, *, output: dict[str, Any], usage: dict[str, Any],
         return False
     _ended(claim.account_id, claim.task_id, "succeeded",
            lambda: wallet.settle(claim.account_id, claim.reserved, charge, claim.task_id))
+    metrics.record_charge(claim.capability, charge)  # after the commit: counted once
     return True
 
 
@@ -213,6 +215,7 @@ def _ended(account_id: str, task_id: str, status: str, commit_money: Callable[[]
 def _refund_in_transaction(account_id: str, task_id: str, amount: Decimal, reason: str) -> None:
     if amount > 0:
         wallet.refund(account_id, amount, task_id, reason)  # commits the transition with it
+        metrics.record_refund(amount)
     else:
         db.session.commit()
 

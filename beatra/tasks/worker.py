@@ -7,12 +7,24 @@ worker process it forks; the background loop (heartbeats + sweeper) starts with 
 
 from __future__ import annotations
 
+import logging
+
 import dramatiq
+from dramatiq.cli import LOGFORMAT
 
 from beatra import create_app
+from beatra.logs import JsonFormatter
+from beatra.storage.service import prepare_store
 from beatra.tasks.runtime import runtime_for
 
+# Started without --skip-logging, dramatiq gave the root logger a plain handler (to the pipe its
+# parent prints): make that one write JSON rather than adding ours beside it (every line twice).
+for _handler in logging.getLogger().handlers:
+    if _handler.formatter is not None and _handler.formatter._fmt == LOGFORMAT:
+        _handler.setFormatter(JsonFormatter())
+
 app = create_app()
+prepare_store(app)
 runtime = runtime_for(app)
 if runtime.embedded:
     raise SystemExit("REDIS_URL is not set: without it tasks run inside the web process "

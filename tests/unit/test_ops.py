@@ -1,0 +1,169 @@
+"""Operator endpoints and hooks: /readyz, /metrics (single process here; the multiprocess sum is
+tested end to end), the access line of a streamed response, de-duplication after a store
+switch."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import pytest
+from flask import Response, stream_with_context
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
+
+from beatra.accesslog import access_fields
+from beatra.extensions import db
+from beatra.sandbox.media import image_bytes
+from beatra.storage.service import STORE_KEY
+from beatra.storage.stores import FileStore
+
+
+def scrape(client, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    resp = client.get("/metrics", headers=headers)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(resp.get_data(as_text=True)):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def test_readyz_reports_each_check(client):
+    resp = client.get("/readyz")
+    assert resp.status_code == 200
+    assert resp.get_json() == {"status": "ready", "checks": {
+        "database": "ok", "redis": "not_used", "storage": "ok"}}
+    assert resp.headers["X-Request-Id"]
+
+
+def test_readyz_names_the_failing_check(make_app, tmp_path: Path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the store's directory should be")
+    client = make_app(storage_url=f"file://{blocker}/artifacts").test_client()
+    resp = client.get("/readyz")
+    assert resp.status_code == 503
+    err = resp.get_json()["error"]
+    assert err["code"] == "service_unavailable" and err["retryable"] is True
+    assert "storage" in err["message"]
+    checks = err["details"]["checks"]
+    assert checks["database"] == "ok" and checks["storage"].startswith("error:")
+    assert resp.headers["Retry-After"]
+    # /v1/health stays the contract's static self-check
+    assert client.get("/v1/health").get_json() == {"status": "ok", "version": "0.1.0"}
+
+
+def test_readyz_and_metrics_are_not_in_the_served_document(client):
+    paths = client.get("/openapi.json").get_json()["paths"]
+    assert "/readyz" not in paths and "/metrics" not in paths
+
+
+def test_metrics_count_requests_by_route_template(client, account):
+    key = ("beatra_http_requests_total",
+           (("method", "GET"), ("route", "/v1/tasks/<id:task_id>"), ("status", "404")))
+    before = scrape(client).get(key, 0)
+    for _ in range(3):
+        assert client.get("/v1/tasks/task_nope", headers=account.headers).status_code == 404
+    after = scrape(client)
+    assert after[key] == before + 3
+    assert after[("beatra_http_request_duration_seconds_count",
+                  (("route", "/v1/tasks/<id:task_id>"),))] >= 3
+    # state gauges read at scrape time
+    assert after[("beatra_queue_depth", (("queue", "beatra-tasks"),))] == 0
+    assert ("beatra_queue_depth", (("queue", "beatra-webhooks"),)) in after
+
+
+def test_metrics_token(make_app):
+    client = make_app(metrics_token="s3cret").test_client()
+    denied = client.get("/metrics")
+    assert denied.status_code == 401
+    assert denied.get_json()["error"]["code"] == "unauthorized"
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    scrape(client, Authorization="Bearer s3cret")
+
+
+def test_open_holds_gauge_appears_once_the_holds_table_exists(app, client):
+    assert not any(name == "beatra_holds_open" for name, _ in scrape(client))
+    with app.app_context():
+        # the shape migration 0007 (another branch) adds; only these columns are read
+        db.session.execute(text("CREATE TABLE holds (id VARCHAR(40) PRIMARY KEY, "
+                                "account_id VARCHAR(40), amount NUMERIC, created_at TIMESTAMP, "
+                                "settled_at TIMESTAMP)"))
+        db.session.execute(text(
+            "INSERT INTO holds VALUES ('h1', 'a', 1, CURRENT_TIMESTAMP, NULL), "
+            "('h2', 'a', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP), "
+            "('h3', 'a', 2, CURRENT_TIMESTAMP, NULL)"))
+        db.session.commit()
+    try:
+        assert scrape(client)[("beatra_holds_open", ())] == 2
+    finally:
+        with app.app_context():
+            db.session.execute(text("DROP TABLE holds"))
+            db.session.commit()
+
+
+def test_streamed_access_line_is_written_when_the_stream_ends(app, account, caplog,
+                                                             monkeypatch):
+    """The generic hook the chat relay fills: g.access_fields → outcome and credits."""
+    # Alembic's fileConfig (the migrated template database) disables loggers existing then.
+    monkeypatch.setattr(logging.getLogger("beatra.access"), "disabled", False)
+    chunks_sent: list[str] = []
+
+    def stream_view() -> Response:
+        def body():
+            for i in range(3):
+                chunks_sent.append(str(i))
+                yield f"data: {i}\n\n"
+            access_fields().update(outcome="completed", credits="0.0042")
+
+        return Response(stream_with_context(body()), mimetype="text/event-stream")
+
+    app.add_url_rule("/v1/_test_stream", "test_stream", stream_view)
+    client = app.test_client()
+    caplog.set_level(logging.INFO, logger="beatra.access")
+    active = ("beatra_streams_active", ())
+    before = scrape(client)[active]
+    resp = client.get("/v1/_test_stream", headers=account.headers, buffered=False)
+    assert resp.status_code == 200
+    assert scrape(client)[active] == before + 1
+    assert not [r for r in caplog.records if r.name == "beatra.access"
+                and r.fields["route"] == "/v1/_test_stream"]  # not when the headers went out
+    assert b"".join(resp.response) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    resp.close()
+    assert scrape(client)[active] == before
+    lines = [r.fields for r in caplog.records
+             if r.name == "beatra.access" and r.fields["route"] == "/v1/_test_stream"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert (line["route"], line["status"], line["streamed"]) == ("/v1/_test_stream", 200, True)
+    assert (line["outcome"], line["credits"]) == ("completed", "0.0042")
+    assert line["duration_ms"] >= 0 and line["request_id"] == resp.headers["X-Request-Id"]
+
+
+def test_duplicate_upload_after_a_store_switch_is_stored_again(app, client, account,
+                                                               tmp_path: Path):
+    png = image_bytes(9, 7, "png")
+
+    def upload():
+        return client.post("/v1/uploads", headers=account.headers,
+                           data={"file": (io.BytesIO(png), "a.png")})
+
+    first = upload()
+    assert first.status_code == 201
+    # the operator points BEATRA_STORAGE_URL somewhere new (the database keeps its rows)
+    new_root = tmp_path / "new-store"
+    app.extensions[STORE_KEY] = FileStore(new_root)
+    again = upload()
+    assert again.status_code == 200
+    assert again.get_json()["artifact_id"] == first.get_json()["artifact_id"]
+    stored = [p for p in new_root.rglob("*") if p.is_file() and ".staging" not in p.parts]
+    assert [p.read_bytes() for p in stored] == [png]
+    content = client.get(again.get_json()["cdn_url"].removeprefix("http://beatra.test"))
+    assert content.status_code == 200 and content.data == png
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_readiness(app):
+    app.extensions.pop("beatra.ready", None)
