@@ -41,11 +41,13 @@ class JsonLineFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return json.dumps(entry, default=str, separators=(",", ":"))
 
 
 # gunicorn merges this over its defaults; its own loggers get no handlers and propagate to the
-# root's single JSON handler, so nothing is printed twice.
+# root's single JSON handler, so nothing is printed twice. A logconfig_dict switches gunicorn's
+# access log on: its level is WARNING so those lines are dropped (the app writes the access
+# line, with request id, route and duration, when the response ends).
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -55,7 +57,7 @@ logconfig_dict = {
     "root": {"level": os.environ.get("BEATRA_LOG_LEVEL", "INFO").upper(), "handlers": ["json"]},
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
-        "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
     },
 }
 

@@ -112,6 +112,7 @@ def test_metrics_sum_over_processes_and_logs_are_json(tmp_path: Path, redis_url:
     access = [e for e in gateway if e["logger"] == "beatra.access"
               and e.get("route") == "/v1/images/generations"]
     assert len(access) == 1 and access[0]["request_id"] == submit.headers["X-Request-Id"]
+    assert not [e for e in gateway if e["logger"] == "gunicorn.access"]  # no second access line
     assert access[0]["status"] == 202 and access[0]["duration_ms"] >= 0
 
     tasks = json_lines(tmp_path / "tasks.log")
