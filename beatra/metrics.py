@@ -34,6 +34,10 @@ from prometheus_client.registry import Collector
 log = logging.getLogger(__name__)
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+if os.environ.get(MULTIPROC_DIR_ENV):
+    # A task worker may start before gunicorn created it; metrics without labels open their
+    # file right below.
+    os.makedirs(os.environ[MULTIPROC_DIR_ENV], exist_ok=True)
 
 # Our own registry: in multiprocess mode the values live in files and a fresh registry reads
 # them at scrape; in single-process mode (tests, `flask run`) this registry is scraped directly.
