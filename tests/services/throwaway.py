@@ -26,10 +26,11 @@ def postgres_available() -> bool:
 class ThrowawayPostgres:
     """initdb + pg_ctl in a temporary directory; start()/stop() as often as a test wants."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_connections: int = 20) -> None:
         bin_dir = _pg_bin()
         assert bin_dir is not None
         self.bin = bin_dir
+        self.max_connections = max_connections
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="beatra-pg-"))
         self.data = self.dir / "data"
@@ -52,7 +53,7 @@ class ThrowawayPostgres:
 
     def start(self) -> None:
         opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off "
-                "-c max_connections=20")
+                f"-c max_connections={self.max_connections}")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "start")
 
     def stop(self) -> None:
