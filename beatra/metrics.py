@@ -197,7 +197,9 @@ def _holds() -> GaugeMetricFamily | None:
 
 def _queues() -> GaugeMetricFamily:
     from dramatiq.brokers.redis import RedisBroker
+    from flask import current_app
 
+    from beatra.ops import probe_redis
     from beatra.tasks.runtime import QUEUES, current_runtime
 
     family = GaugeMetricFamily("beatra_queue_depth", "Messages waiting in a broker queue",
@@ -207,9 +209,10 @@ def _queues() -> GaugeMetricFamily:
     for queue in QUEUES:
         if isinstance(broker, RedisBroker):
             # Dramatiq's Redis layout: the ready list is `<namespace>:<queue>`, delayed
-            # messages wait in `<queue>.DQ`.
-            ready = broker.client.llen(f"{broker.namespace}:{queue}")
-            delayed = broker.client.llen(f"{broker.namespace}:{queue}.DQ")
+            # messages wait in `<queue>.DQ`. The probe client has short timeouts.
+            client = probe_redis(current_app._get_current_object())  # type: ignore[attr-defined]
+            ready = client.llen(f"{broker.namespace}:{queue}")
+            delayed = client.llen(f"{broker.namespace}:{queue}.DQ")
             depth = ready + delayed
         else:  # embedded: the in-process StubBroker
             depth = sum(q.qsize() for name, q in broker.queues.items()

@@ -46,14 +46,24 @@ def _check_database() -> str:
         return _failure(exc)
 
 
-def _check_redis(url: str | None) -> str:
-    if not url:
-        return "not_used"
-    from beatra.tasks.runtime import current_runtime
+def probe_redis(app: Flask) -> Any:
+    """A Redis client for probes (readiness, queue depth) with short timeouts: the broker's own
+    client has none, and a blackholed Redis must not hang a health check."""
+    client = app.extensions.get("beatra.probe_redis")
+    if client is None:
+        import redis
 
+        url = app.extensions["beatra.settings"].redis_url
+        client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        app.extensions["beatra.probe_redis"] = client
+    return client
+
+
+def _check_redis(app: Flask) -> str:
+    if not app.extensions["beatra.settings"].redis_url:
+        return "not_used"
     try:
-        broker: Any = current_runtime().broker
-        broker.client.ping()
+        probe_redis(app).ping()
         return "ok"
     except Exception as exc:
         return _failure(exc)
@@ -81,8 +91,7 @@ def readiness(app: Flask) -> tuple[bool, dict[str, str]]:
     with cache.lock:  # one check at a time; the others reuse its answer
         if time.monotonic() - cache.at < READY_CACHE_SECONDS:
             return cache.value
-        settings = app.extensions["beatra.settings"]
-        checks = {"database": _check_database(), "redis": _check_redis(settings.redis_url),
+        checks = {"database": _check_database(), "redis": _check_redis(app),
                   "storage": _check_storage()}
         ok = all(v in ("ok", "not_used") for v in checks.values())
         if not ok:
