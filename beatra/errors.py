@@ -185,6 +185,9 @@ def outage_exceptions() -> tuple[type[BaseException], ...]:
         sa_exc.OperationalError,  # connection refused / dropped, "too many clients", db locked
         sa_exc.DisconnectionError,
         sa_exc.TimeoutError,  # QueuePool limit reached and the pool wait timed out
+        # A session used again after a caught disconnect: an outage only when the chain of
+        # exceptions shows one (checked in _is_outage).
+        sa_exc.PendingRollbackError,
         redis.exceptions.ConnectionError,  # includes redis' TimeoutError subclasses of it
         redis.exceptions.TimeoutError,
         dramatiq.errors.BrokerConnectionError,  # the broker could not enqueue
@@ -206,7 +209,19 @@ def _outage_name(err: BaseException) -> str:
 
 def _is_outage(err: BaseException) -> bool:
     """SQLite reports schema mistakes ("no such table") as OperationalError too: those are bugs
-    (500), not outages."""
+    (500), not outages. A PendingRollbackError is an outage only if it follows one."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(err, sa_exc.PendingRollbackError):
+        seen: set[int] = set()
+        cause = err.__cause__ or err.__context__
+        while cause is not None and id(cause) not in seen:
+            seen.add(id(cause))
+            if isinstance(cause, outage_exceptions()) and not isinstance(
+                    cause, sa_exc.PendingRollbackError):
+                return _is_outage(cause)
+            cause = cause.__cause__ or cause.__context__
+        return False
     text = str(getattr(err, "orig", err)).lower()
     return not any(s in text for s in ("no such table", "no such column", "syntax error"))
 

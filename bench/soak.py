@@ -89,8 +89,11 @@ class Load:
         op = random.choices(
             ["chat", "stream", "image", "minimax", "suno", "upload", "cancel"],
             weights=[30, 25, 12, 8, 8, 10, 7])[0]
-        directive = random.choice(["", "", "", "[sandbox:fail=503] ", "[sandbox:delay=0.5] ",
-                                   "[sandbox:truncate] "])
+        # Mostly clean calls: deliberate upstream failures rarely enough that the circuit
+        # breakers (fed by them) do not hold the model closed for the whole run.
+        directive = random.choices(
+            ["", "[sandbox:fail=503] ", "[sandbox:delay=0.5] ", "[sandbox:truncate] "],
+            weights=[85, 3, 7, 5])[0]
         try:
             if op in ("chat", "stream"):
                 stream = op == "stream"

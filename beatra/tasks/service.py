@@ -82,17 +82,20 @@ def submit(
         warnings=list(warnings or []), reserved_credits=hold, attempts=0,
         created_at=now, enqueued_at=now,
     )
+    # Kept apart: the commit expires the row, and reading task.id after it would reload the row,
+    # which fails (PendingRollbackError, a 500) if the database went away meanwhile.
+    task_id = task.id
     db.session.add(task)
     if hold > 0:
-        wallet.reserve(account_id, hold, task.id)  # commits the row with the hold
+        wallet.reserve(account_id, hold, task_id)  # commits the row with the hold
     else:
         db.session.commit()
     try:
-        current_runtime().enqueue(task.id)
+        current_runtime().enqueue(task_id)
     except Exception:
         # The task is safely queued in the database; the sweeper re-sends lost messages.
         log.exception("could not enqueue task; the sweeper will", extra={"fields": {
-            "task_id": task.id}})
+            "task_id": task_id}})
     return task
 
 

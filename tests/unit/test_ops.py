@@ -167,3 +167,48 @@ def test_duplicate_upload_after_a_store_switch_is_stored_again(app, client, acco
 @pytest.fixture(autouse=True)
 def _no_cached_readiness(app):
     app.extensions.pop("beatra.ready", None)
+
+
+def test_outage_errors_are_503_and_bugs_stay_500(app, account):
+    """A dead connection (OperationalError), a session reused after one (PendingRollbackError
+    chained to it) and Redis being down are outages; a schema bug reported the same way by
+    SQLite and a PendingRollbackError after a non-outage error stay 500."""
+    import redis
+    from sqlalchemy.exc import OperationalError, PendingRollbackError
+
+    def dead() -> None:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    def reused_after_dead() -> None:
+        try:
+            dead()
+        except OperationalError:
+            raise PendingRollbackError("Can't reconnect until invalid transaction is rolled "
+                                       "back", None, None) from None
+
+    def reused_after_bug() -> None:
+        try:
+            raise ValueError("a bug")
+        except ValueError:
+            raise PendingRollbackError("rolled back", None, None) from None
+
+    def schema_bug() -> None:
+        raise OperationalError("SELECT x", {}, Exception("no such table: nope"))
+
+    def redis_down() -> None:
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    expected = {dead: 503, reused_after_dead: 503, redis_down: 503, schema_bug: 500,
+                reused_after_bug: 500}
+    for view in expected:
+        app.add_url_rule(f"/v1/_test_{view.__name__}", view.__name__, view)
+    client = app.test_client()
+    for view, status in expected.items():
+        resp = client.get(f"/v1/_test_{view.__name__}", headers=account.headers)
+        assert resp.status_code == status, view.__name__
+        err = resp.get_json()["error"]
+        if status == 503:
+            assert err["code"] == "service_unavailable" and err["retryable"] is True
+            assert resp.headers["Retry-After"] == "2"
+        else:
+            assert err["code"] == "internal_error"
