@@ -256,3 +256,19 @@ def register_outage_handlers(app: Flask) -> None:
 
     for exc_type in outage_exceptions():
         app.register_error_handler(exc_type, _outage)
+
+    # Flask-SQLAlchemy ends every app context with session.remove(). Over a connection that
+    # died mid-request its ROLLBACK raises from teardown, past every error handler, and
+    # gunicorn answers its own plain-text 500. The connection is already invalidated: drop
+    # the session and let the response stand.
+    app.teardown_appcontext_funcs[:] = [
+        f for f in app.teardown_appcontext_funcs if f != db._teardown_session]
+
+    @app.teardown_appcontext
+    def _remove_session(_exc: BaseException | None) -> None:
+        try:
+            db.session.remove()
+        except outage_exceptions() as err:
+            db.session.registry.clear()  # never reuse the broken session for this scope key
+            log.warning("session teardown over a lost connection", extra={"fields": {
+                "error": f"{type(err).__name__}: {err}"[:300]}})

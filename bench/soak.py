@@ -105,9 +105,9 @@ class Load:
                 if stream and resp.ok:
                     for _ in resp.iter_content(None):
                         pass
-                # A deliberate upstream fault (fail=503, truncate) answers 5xx by design.
-                self._record(op + ("-fault" if "fail" in directive else ""), resp.status_code,
-                             resp)
+                # A deliberate upstream fault (fail=503, truncate) may answer 5xx by design.
+                deliberate = "fail" in directive or "truncate" in directive
+                self._record(op + ("-fault" if deliberate else ""), resp.status_code, resp)
             elif op == "image":
                 self._task(session, "/v1/images/generations",
                            {"model": "gpt-image-2", "prompt": "soak tile",

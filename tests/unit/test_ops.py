@@ -212,3 +212,24 @@ def test_outage_errors_are_503_and_bugs_stay_500(app, account):
             assert resp.headers["Retry-After"] == "2"
         else:
             assert err["code"] == "internal_error"
+
+
+def test_a_session_teardown_over_a_lost_connection_does_not_turn_into_a_500(
+        app, client, account, monkeypatch):
+    """Flask-SQLAlchemy's session.remove() at teardown ROLLBACKs; over a connection that died
+    mid-request that raises after the response was made (gunicorn would answer 500)."""
+    from sqlalchemy.exc import OperationalError
+
+    real_remove = db.session.remove
+    calls = []
+
+    def remove_over_dead_connection() -> None:
+        calls.append(1)
+        real_remove()
+        raise OperationalError("ROLLBACK", {}, Exception("terminating connection due to "
+                                                         "administrator command"))
+
+    monkeypatch.setattr(db.session, "remove", remove_over_dead_connection)
+    resp = client.get("/v1/tasks", headers=account.headers)
+    assert resp.status_code == 200 and calls
+    assert client.get("/v1/tasks", headers=account.headers).status_code == 200
