@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench soak clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,11 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# Mixed load + faults against throwaway Postgres/Redis, then reconciliation (bench/soak.py).
+SOAK_MINUTES ?= 10
+soak: install
+	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) var

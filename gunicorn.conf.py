@@ -1,7 +1,12 @@
 """gunicorn settings. Keep imports minimal: the gevent worker must patch before ssl/urllib3 load,
-which is also why there is no preload_app."""
+which is also why there is no preload_app (and why the master's JSON formatter and the metrics
+hooks below use the standard library only, not the beatra package)."""
 
+import glob
+import json
+import logging
 import os
+import time
 
 bind = os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gevent"
@@ -31,3 +36,83 @@ def post_worker_init(worker):
     from beatra.gunicorn_errors import install
 
     install(worker)
+# --- logs: one JSON object per line ------------------------------------------------------------
+
+
+class JsonLineFormatter(logging.Formatter):
+    """The master's lines (boot, worker exits, HUP). In each worker the app swaps in
+    beatra.logs.JsonFormatter (same keys, plus request_id) for handlers marked `beatra_json`."""
+
+    beatra_json = True
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, separators=(",", ":"))
+
+
+# gunicorn merges this over its defaults; its own loggers get no handlers and propagate to the
+# root's single JSON handler, so nothing is printed twice. A logconfig_dict switches gunicorn's
+# access log on: its level is WARNING so those lines are dropped (the app writes the access
+# line, with request id, route and duration, when the response ends).
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": JsonLineFormatter}},
+    "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json",
+                          "stream": "ext://sys.stderr"}},
+    "root": {"level": os.environ.get("BEATRA_LOG_LEVEL", "INFO").upper(), "handlers": ["json"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
+    },
+}
+
+# --- Prometheus multiprocess directory -----------------------------------------------------------
+
+# Every worker writes its samples here and /metrics sums them. Set PROMETHEUS_MULTIPROC_DIR to
+# the same directory for the Dramatiq workers so their figures are included too.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.abspath(
+        os.path.join(os.environ.get("BEATRA_VAR_DIR", "./var"), "prometheus"))
+_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def _pid_of(path: str) -> int | None:
+    stem = os.path.basename(path).rsplit(".", 1)[0]
+    tail = stem.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def on_starting(server) -> None:
+    """Master start: drop the files of processes that are gone (a previous run). Files of live
+    processes sharing the directory (Dramatiq workers) are kept."""
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for path in glob.glob(os.path.join(_metrics_dir, "*.db")):
+        pid = _pid_of(path)
+        if pid is None or not _alive(pid):
+            os.remove(path)
+
+
+def child_exit(server, worker) -> None:
+    """prometheus_client's mark_process_dead, without importing it into the master: a dead
+    worker's live gauges (streams active, circuits) stop counting; its counters stay."""
+    for path in glob.glob(os.path.join(_metrics_dir, f"gauge_live*_{worker.pid}.db")):
+        os.remove(path)

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response
 from sqlalchemy import event
 
 from beatra.config import Settings, normalise_database_url
 from beatra.extensions import db, migrate, rest_api
 from beatra.request_id import HEADER as REQUEST_ID_HEADER
 from beatra.request_id import current_request_id
-
-access_log = logging.getLogger("beatra.access")
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -51,8 +47,15 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine_options["connect_args"] = {"check_same_thread": False, "timeout": 30}
     elif url.startswith("postgresql"):
-        # Greenlets share the pool: size it for concurrent requests, not CPU cores.
-        engine_options.update(pool_size=20, max_overflow=80, pool_pre_ping=True)
+        # Bounded on purpose (see Settings.db_pool_*): greenlets queue for a connection for at
+        # most pool_timeout seconds, then the request answers 503 instead of opening more.
+        engine_options.update(pool_size=settings.db_pool_size,
+                              max_overflow=settings.db_max_overflow,
+                              pool_timeout=settings.db_pool_timeout,
+                              pool_pre_ping=settings.db_pool_pre_ping,
+                              pool_recycle=settings.db_pool_recycle,
+                              # An unreachable host fails in seconds (then 503), not minutes.
+                              connect_args={"connect_timeout": 5})
     return {
         "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
@@ -140,7 +143,6 @@ def register_request_hooks(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
-        g.started = time.perf_counter()
         current_request_id()
 
     # Body size and header text, before auth or any parsing (beatra.api.input_guard).
@@ -160,20 +162,13 @@ def register_request_hooks(app: Flask) -> None:
     @app.after_request
     def _finish(resp: Response) -> Response:
         resp.headers[REQUEST_ID_HEADER] = current_request_id()
-        if access_log.isEnabledFor(logging.INFO):
-            caller = g.get("caller")
-            access_log.info(
-                "request",
-                extra={"fields": {
-                    "method": request.method,
-                    "path": request.path,
-                    "status": resp.status_code,
-                    "ms": round((time.perf_counter() - g.get("started", time.perf_counter()))
-                                * 1000, 2),
-                    "account_id": caller.account_id if caller else None,
-                }},
-            )
         return resp
+
+    from beatra.accesslog import init_access_log
+    from beatra.ops import init_ops
+
+    init_access_log(app)  # access lines + HTTP metrics, at the end of streamed responses too
+    init_ops(app)  # GET /readyz and /metrics, outside the public contract
 
 
 def register_commands(app: Flask) -> None:

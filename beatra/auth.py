@@ -9,9 +9,10 @@ from beatra.errors import unauthorized
 
 # Blueprints reachable without a key: health, the served OpenAPI document and its /docs page,
 # signed content URLs, upstream callbacks (signed per task), the web console's shell and assets
-# (no account data: the page calls the API with the key the user pastes).
+# (no account data: the page calls the API with the key the user pastes), readiness and metrics
+# (their own token; beatra.ops).
 PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", "docs-page", "content", "callbacks",
-                               "console"})
+                               "console", "ops"})
 
 
 def current_caller() -> Caller:

@@ -58,6 +58,20 @@ class Settings:
     sse_ping_seconds: float = 15
     # Browser origins allowed by CORS (BEATRA_CORS_ORIGINS, comma-separated; empty = off).
     cors_origins: tuple[str, ...] = ()
+    # Postgres pool per process (README "Operating beatra" has the arithmetic against
+    # max_connections). Bounded: past pool_size + max_overflow a checkout waits up to
+    # db_pool_timeout seconds, then the request answers 503 (retryable) instead of piling up.
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout: float = 3.0
+    # A SELECT 1 on every checkout; off by default (a dropped connection is invalidated on first
+    # use, that request answers 503, the pool reconnects). db_pool_recycle bounds idle age.
+    db_pool_pre_ping: bool = False
+    db_pool_recycle: float = 1800
+    # s3:// store: create the bucket at start-up when it is missing (else start-up stops).
+    s3_create_bucket: bool = True
+    # When set, GET /metrics requires `Authorization: Bearer <token>`.
+    metrics_token: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -74,8 +88,12 @@ class Settings:
             secret_key=env.get("BEATRA_SECRET_KEY", ""),
             cors_origins=tuple(o.strip().rstrip("/") for o in
                                env.get("BEATRA_CORS_ORIGINS", "").split(",") if o.strip()),
+            metrics_token=env.get("BEATRA_METRICS_TOKEN", ""),
+            s3_create_bucket=env.get("BEATRA_S3_CREATE_BUCKET", "1").lower()
+            not in ("0", "false", "no"),
             **_task_env(env),
             **_webhook_env(env),
+            **_db_env(env),
         )
 
 
@@ -100,6 +118,30 @@ def _task_env(env: Mapping[str, str]) -> dict[str, float | int]:
                 out[name] = kind(env[var])
             except ValueError:
                 raise SystemExit(f"{var} must be a number, not {env[var]!r}") from None
+    return out
+
+
+_DB_ENV = {
+    "db_pool_size": ("BEATRA_DB_POOL_SIZE", int),
+    "db_max_overflow": ("BEATRA_DB_MAX_OVERFLOW", int),
+    "db_pool_timeout": ("BEATRA_DB_POOL_TIMEOUT", float),
+    "db_pool_recycle": ("BEATRA_DB_POOL_RECYCLE", float),
+}
+
+
+def _db_env(env: Mapping[str, str]) -> dict[str, float | int | bool]:
+    out: dict[str, float | int | bool] = {}
+    for name, (var, kind) in _DB_ENV.items():
+        if env.get(var):
+            try:
+                value = kind(env[var])
+            except ValueError:
+                raise SystemExit(f"{var} must be a number, not {env[var]!r}") from None
+            if value < 0:
+                raise SystemExit(f"{var} must not be negative")
+            out[name] = value
+    if env.get("BEATRA_DB_POOL_PRE_PING"):
+        out["db_pool_pre_ping"] = env["BEATRA_DB_POOL_PRE_PING"].lower() in ("1", "true", "yes")
     return out
 
 

@@ -162,10 +162,113 @@ def register_error_handlers(app: Flask) -> None:
                 resp.headers[key] = value
         return resp
 
+    register_outage_handlers(app)
+
     @app.errorhandler(Exception)
     def _unhandled(err: Exception) -> Response:
-        log.exception("unhandled error")
-        return error_response(
-            ApiError(500, "internal_error", "Internal error; the request id identifies it.",
-                     retryable=True)
-        )
+        return _internal(err)
+
+
+# Seconds a client should wait before retrying after a dependency outage: a database restart or
+# failover takes a few seconds; the pool recovers on the first successful connect.
+OUTAGE_RETRY_AFTER = "2"
+
+
+def outage_exceptions() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean a backing store (database, Redis) is unreachable or saturated,
+    not that the request is wrong or the code is broken."""
+    import dramatiq.errors
+    import redis.exceptions
+    from sqlalchemy import exc as sa_exc
+
+    return (
+        sa_exc.OperationalError,  # connection refused / dropped, "too many clients", db locked
+        sa_exc.DisconnectionError,
+        sa_exc.TimeoutError,  # QueuePool limit reached and the pool wait timed out
+        # A session used again after a caught disconnect: an outage only when the chain of
+        # exceptions shows one (checked in _is_outage).
+        sa_exc.PendingRollbackError,
+        redis.exceptions.ConnectionError,  # includes redis' TimeoutError subclasses of it
+        redis.exceptions.TimeoutError,
+        dramatiq.errors.BrokerConnectionError,  # the broker could not enqueue
+    )
+
+
+def service_unavailable(what: str) -> ApiError:
+    return ApiError(503, "service_unavailable",
+                    f"A backing service ({what}) is unavailable; retry shortly.",
+                    retryable=True, headers={"Retry-After": OUTAGE_RETRY_AFTER})
+
+
+def _outage_name(err: BaseException) -> str:
+    module = type(err).__module__
+    if module.startswith("redis") or module.startswith("dramatiq"):
+        return "queue/cache"
+    return "database"
+
+
+def _is_outage(err: BaseException) -> bool:
+    """SQLite reports schema mistakes ("no such table") as OperationalError too: those are bugs
+    (500), not outages. A PendingRollbackError is an outage only if it follows one."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(err, sa_exc.PendingRollbackError):
+        seen: set[int] = set()
+        cause = err.__cause__ or err.__context__
+        while cause is not None and id(cause) not in seen:
+            seen.add(id(cause))
+            if isinstance(cause, outage_exceptions()) and not isinstance(
+                    cause, sa_exc.PendingRollbackError):
+                return _is_outage(cause)
+            cause = cause.__cause__ or cause.__context__
+        return False
+    text = str(getattr(err, "orig", err)).lower()
+    return not any(s in text for s in ("no such table", "no such column", "syntax error"))
+
+
+def _internal(err: BaseException) -> Response:
+    log.error("unhandled error", exc_info=err)
+    return error_response(
+        ApiError(500, "internal_error", "Internal error; the request id identifies it.",
+                 retryable=True)
+    )
+
+
+def register_outage_handlers(app: Flask) -> None:
+    """Database or Redis unreachable → 503 `service_unavailable` (retryable), never 500.
+
+    The session is rolled back so this request leaves no half-open transaction; SQLAlchemy has
+    already invalidated the broken connection, so the next checkout connects afresh and the
+    process recovers by itself when the store returns."""
+    from beatra.extensions import db
+
+    def _outage(err: Exception) -> Response:
+        if not _is_outage(err):
+            return _internal(err)
+        try:
+            db.session.rollback()
+        except Exception:
+            # Rolling back over a dead connection can fail too; the teardown discards it.
+            log.debug("rollback after outage failed", exc_info=True)
+        log.warning("dependency outage", extra={"fields": {
+            "dependency": _outage_name(err), "error": f"{type(err).__name__}: {err}"[:300]}})
+        return error_response(service_unavailable(_outage_name(err)))
+
+    for exc_type in outage_exceptions():
+        app.register_error_handler(exc_type, _outage)
+
+    # Flask-SQLAlchemy ends every app context with session.remove(). Over a connection that
+    # died mid-request its ROLLBACK raises from teardown, past every error handler, and
+    # gunicorn answers its own plain-text 500. The connection is already invalidated: drop
+    # the session and let the response stand.
+    app.teardown_appcontext_funcs[:] = [
+        f for f in app.teardown_appcontext_funcs if f != db._teardown_session]
+
+    @app.teardown_appcontext
+    def _remove_session(_exc: BaseException | None) -> None:
+        try:
+            db.session.remove()
+        except outage_exceptions() as err:
+            db.session.registry.clear()  # never reuse the broken session for this scope key
+            log.warning("session teardown over a lost connection", extra={"fields": {
+                "error": f"{type(err).__name__}: {err}"[:300]}})

@@ -27,6 +27,7 @@ from flask import Flask
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from beatra import metrics
 from beatra.billing import wallet
 from beatra.billing.wallet import HeldCredits
 from beatra.extensions import db
@@ -170,6 +171,7 @@ def reap_expired() -> list[str]:
         charged = wallet.settle(hold, accrued, own=True,
                                 reason="hold lease expired: its request's process stopped")
         if charged is not None:
+            metrics.record_charge(hold.attribution.capability or "unknown", charged)
             reaped.append(hold.id)
     if reaped:
         log.warning("reaped orphaned holds", extra={"fields": {"count": len(reaped),

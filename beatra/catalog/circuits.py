@@ -19,6 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from beatra import metrics
 from beatra.catalog.model import Route
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class CircuitBreaker:
         with self._lock:
             state = self._states.pop(key, None)
         if state is not None and state.open_until > 0:
+            metrics.set_circuit(route.upstream_model, route.provider.name, False)
             log.warning("circuit closed", extra={"fields": {
                 "provider": route.provider.name, "upstream_model": route.upstream_model}})
 
@@ -112,6 +114,7 @@ class CircuitBreaker:
                 state.failures.clear()
                 opened = True
         if opened:
+            metrics.set_circuit(route.upstream_model, route.provider.name, True)
             log.warning("circuit opened", extra={"fields": {
                 "provider": route.provider.name, "upstream_model": route.upstream_model,
                 "accounts": len(accounts), "open_seconds": self.open_seconds}})

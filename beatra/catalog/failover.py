@@ -9,9 +9,11 @@ raised at once. A half-open route is tried only by the request `breaker.admit` p
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
+from beatra import metrics
 from beatra.catalog.circuits import breaker
 from beatra.catalog.model import Route
 
@@ -42,9 +44,13 @@ def first_answer(routes: Iterable[Route], attempt: Callable[[Route], T], *, acco
             continue
         if last is not None and between is not None:
             between()
+        started = time.perf_counter()
         try:
             result = attempt(route)
         except failures as failure:
+            metrics.record_upstream(route.provider.name, route.upstream_model,
+                                    str(getattr(failure, "code", "error")),
+                                    time.perf_counter() - started)
             if not getattr(failure, "try_next", False):
                 raise
             breaker.failure(route, account_id)
@@ -53,6 +59,8 @@ def first_answer(routes: Iterable[Route], attempt: Callable[[Route], T], *, acco
                 "error": str(failure)}})
             last = failure
             continue
+        metrics.record_upstream(route.provider.name, route.upstream_model, "ok",
+                                time.perf_counter() - started)
         breaker.success(route)
         return route, result
     if last is None:

@@ -18,8 +18,10 @@ from typing import Any
 
 import orjson
 import requests
-from flask import Response, current_app, g, has_app_context, stream_with_context
+from flask import Response, current_app, stream_with_context
 
+from beatra import metrics
+from beatra.accesslog import access_fields
 from beatra.billing.holds import LeaseKeeper, keeper_for
 from beatra.billing.money import ZERO, fmt
 from beatra.billing.wallet import Attribution, HeldCredits, reserve
@@ -79,7 +81,8 @@ class ChatCall:
         amount = min(amount, self.hold.amount)
         tokens = (counts.prompt, counts.completion) if counts else (None, None)
         self.charged = amount
-        self.keeper.settle(self.hold, amount, tokens=tokens)
+        if self.keeper.settle(self.hold, amount, tokens=tokens) is not None:
+            metrics.record_charge(CAPABILITY, amount)
         return amount
 
     def credits_fields(self, charged: Decimal) -> dict[str, str | None]:
@@ -182,14 +185,8 @@ def _finish_sync(call: ChatCall, body: dict[str, Any]) -> Response:
     body["usage"] = usage
     body["model"] = call.model.id
     body.setdefault("object", "chat.completion")
-    _access_fields(outcome="ok", credits=fmt(charged))
+    access_fields().update(outcome="ok", credits=fmt(charged))
     return Response(orjson.dumps(body), mimetype="application/json")
-
-
-def _access_fields(**fields: Any) -> None:
-    """Outcome and bill for the access log line (written when the response ends)."""
-    if has_app_context():
-        g.setdefault("access_fields", {}).update(fields)
 
 
 def _chars(value: Any) -> int:
@@ -266,6 +263,9 @@ class _StreamRelay:
         self.relayed_chars = 0
         self.template: dict[str, Any] = {}
         self.started = False
+        # Outcome and bill for the access line written when the stream ends (beatra.accesslog);
+        # taken now, while the request context is certain.
+        self.access = access_fields()
 
     def events(self) -> Iterator[bytes]:
         self.started = True
@@ -295,8 +295,8 @@ class _StreamRelay:
             # touching the connection, then bill what was relayed. Neither step raises.
             self.upstream.stop()
             self._settle()
-            _access_fields(outcome=failure.code if failure else "ok",
-                           credits=fmt(self.call.charged))
+            self.access.update(outcome=failure.code if failure else "ok",
+                               credits=fmt(self.call.charged))
         if failure is not None:
             yield self._error_event(failure)
         elif self.client_wants_usage and self.usage is not None:
@@ -367,7 +367,7 @@ class _StreamRelay:
             with app.app_context():
                 self._settle()
             if not self.started:
-                _access_fields(outcome="client_closed", credits=fmt(self.call.charged))
+                self.access.update(outcome="client_closed", credits=fmt(self.call.charged))
 
     def _all_finished(self) -> bool:
         return bool(self.choices) and all(s.finished for s in self.choices.values())

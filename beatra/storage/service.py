@@ -13,7 +13,7 @@ import hashlib
 import io
 from typing import Any, BinaryIO
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -26,7 +26,7 @@ from beatra.storage import signing
 from beatra.storage.models import MEDIA_TYPES, PURPOSES, Artifact
 from beatra.storage.probe import ProbeError, probe
 from beatra.storage.sniff import HEAD_BYTES, sniff
-from beatra.storage.stores import CHUNK, BlobStore, store_from_url
+from beatra.storage.stores import CHUNK, BlobStore, S3Store, store_from_url
 from beatra.timeutil import isoformat
 
 STORE_KEY = "beatra.store"
@@ -44,6 +44,15 @@ def current_store() -> BlobStore:
         store = store_from_url(settings().storage_url)
         current_app.extensions[STORE_KEY] = store
     return store
+
+
+def prepare_store(app: Flask) -> None:
+    """At process start (web worker, task worker): an S3 bucket that is missing is created
+    when BEATRA_S3_CREATE_BUCKET allows it (the default), or start-up stops with a reason."""
+    with app.app_context():
+        store = current_store()
+        if isinstance(store, S3Store):
+            store.ensure_bucket(create=settings().s3_create_bucket)
 
 
 def too_large(max_bytes: int, param: str | None = "/file") -> ApiError:
@@ -113,6 +122,9 @@ def save_artifact(
         sniffed = sniffed.as_declared(declared_media_type)
         existing = _find(account_id, sha256, purpose)
         if existing is not None:
+            # The row may predate a switch of BEATRA_STORAGE_URL: make sure the current store
+            # holds the bytes (commit is a no-op when it does: one stat or HEAD).
+            store.commit(staged, sha256, existing.mime_type)
             return existing, False
         try:
             probed = probe(staged.path, sniffed.media_type, sniffed.mime_type)

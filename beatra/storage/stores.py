@@ -48,6 +48,10 @@ class BlobStore(Protocol):
 
     def presigned_url(self, sha256: str, ttl_seconds: int, mime_type: str) -> str | None: ...
 
+    def check(self) -> None:
+        """Raise unless the store can be written to now (readiness)."""
+        ...
+
 
 @contextlib.contextmanager
 def _staging_in(directory: Path) -> Iterator[Staged]:
@@ -110,6 +114,11 @@ class FileStore:
 
     def presigned_url(self, sha256: str, ttl_seconds: int, mime_type: str) -> str | None:
         return None  # served by beatra's signed content route
+
+    def check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise PermissionError(f"{self.root} is not writable")
 
 
 class S3Store:
@@ -188,6 +197,36 @@ class S3Store:
                     "ResponseContentType": mime_type},
             ExpiresIn=max(1, min(ttl_seconds, S3_MAX_PRESIGN_SECONDS)),
         )
+
+
+    def check(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
+
+    def ensure_bucket(self, *, create: bool) -> None:
+        """At start-up: the bucket exists, or is created when `create`; otherwise SystemExit
+        with a one-line reason (not a traceback per request later)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            if code not in ("404", "NoSuchBucket", "NotFound"):
+                raise SystemExit(f"S3 bucket {self.bucket!r} is not usable: {code} "
+                                 f"({exc.response.get('Error', {}).get('Message', '')})") from None
+        except BotoCoreError as exc:
+            raise SystemExit(f"S3 bucket {self.bucket!r} is not reachable: {exc}") from None
+        if not create:
+            raise SystemExit(f"S3 bucket {self.bucket!r} does not exist; create it or set "
+                             "BEATRA_S3_CREATE_BUCKET=1")
+        try:
+            self.client.create_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):  # a racing peer
+                raise SystemExit(f"S3 bucket {self.bucket!r} could not be created: {code}"
+                                 ) from None
 
 
 def make_s3_client() -> Any:

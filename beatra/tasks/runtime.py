@@ -30,7 +30,11 @@ log = logging.getLogger(__name__)
 EXTENSION_KEY = "beatra.tasks"
 QUEUE = "beatra-tasks"
 ACTOR_NAME = "beatra_run_task"
-WEBHOOK_ACTOR_NAME = "beatra_deliver_webhook"  # same queue: the same workers deliver callbacks
+WEBHOOK_ACTOR_NAME = "beatra_deliver_webhook"
+# Webhook deliveries have a queue of their own: a burst of task steps must not delay them.
+# `dramatiq beatra.tasks.worker` consumes both (or run `--queues beatra-webhooks` apart).
+WEBHOOK_QUEUE = "beatra-webhooks"
+QUEUES = (QUEUE, WEBHOOK_QUEUE)
 # One step may wait on a slow upstream (image calls take 1-2 minutes, read timeout 300 s, and
 # a model may have several routes); past this Dramatiq interrupts it and the retry re-claims.
 STEP_TIME_LIMIT_MS = 20 * 60 * 1000
@@ -104,22 +108,29 @@ class TaskRuntime:
         )
         self._webhook_actor = dramatiq.actor(
             self._deliver_webhook, broker=broker, actor_name=WEBHOOK_ACTOR_NAME,
-            queue_name=QUEUE, max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS,
+            queue_name=WEBHOOK_QUEUE, max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS,
             max_backoff=MAX_BACKOFF_MS, time_limit=60_000,
         )
         self._broker = broker
 
     def _perform(self, task_id: str) -> None:
+        from beatra.logs import log_context
         from beatra.tasks.engine import execute
 
-        with self.app.app_context():
+        with self.app.app_context(), log_context(task_id=task_id,
+                                                 request_id=_submitted_by(task_id)):
             execute(task_id, self)
 
     def _deliver_webhook(self, task_id: str) -> None:
+        from beatra import metrics
+        from beatra.logs import log_context
         from beatra.webhooks.delivery import deliver
 
-        with self.app.app_context():
-            deliver(task_id, self)
+        with self.app.app_context(), log_context(task_id=task_id,
+                                                 request_id=_submitted_by(task_id)):
+            outcome = deliver(task_id, self)
+        if outcome is not None:
+            metrics.record_webhook(outcome)
 
     def enqueue_webhook(self, task_id: str, *, delay_seconds: float = 0) -> None:
         """Send one webhook delivery attempt for a task (after `delay_seconds`)."""
@@ -170,8 +181,18 @@ class TaskRuntime:
         """Wait until every queued message (delayed ones too) has been processed. Tests only."""
         broker = self.broker
         if isinstance(broker, StubBroker) and self._worker is not None:
-            broker.join(QUEUE, timeout=int(timeout_seconds * 1000), fail_fast=False)
-            self._worker.join()
+            # Both queues, until neither has work: a task ending enqueues a webhook and a
+            # delivery retry may be scheduled after the task queue drained.
+            deadline = time.monotonic() + timeout_seconds
+            while True:
+                for queue in QUEUES:
+                    left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                    broker.join(queue, timeout=left_ms, fail_fast=False)
+                self._worker.join()
+                if all(broker.queues[q].unfinished_tasks == 0 for q in broker.queues):
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError("task queues did not drain")
 
     # --- the background loop --------------------------------------------------------------
 
@@ -186,6 +207,24 @@ class TaskRuntime:
             background, self._background = self._background, None
         if background is not None:
             background.stop()
+
+
+def _submitted_by(task_id: str) -> str | None:
+    """The request id that submitted a task, for the worker's log lines (needs an app
+    context). None when the database cannot say: the step itself will report that."""
+    from sqlalchemy import select
+
+    from beatra.extensions import db
+    from beatra.tasks.models import Task
+
+    try:
+        rid = db.session.scalar(select(Task.request_id).where(Task.id == task_id))
+        db.session.commit()
+        return rid
+    except Exception:
+        db.session.rollback()
+        log.debug("could not read a task's request id", exc_info=True)
+        return None
 
 
 class _BackgroundMiddleware(Middleware):

@@ -81,21 +81,24 @@ def submit(
         warnings=list(warnings or []), reserved_credits=hold, attempts=0,
         created_at=now, enqueued_at=now,
     )
+    # Kept apart: the commit expires the row, and reading task.id after it would reload the row,
+    # which fails (PendingRollbackError, a 500) if the database went away meanwhile.
+    task_id = task.id
     db.session.add(task)
     if hold > 0:
         caller = g.get("caller")
-        wallet.reserve(account_id, hold, task.id, kind="task",  # commits the row with the hold
+        wallet.reserve(account_id, hold, task_id, kind="task",  # commits the row with the hold
                        attribution=wallet.Attribution(
                            caller.key_id if caller is not None else None, task.request_id,
                            capability, resolved_model))
     else:
         db.session.commit()
     try:
-        current_runtime().enqueue(task.id)
+        current_runtime().enqueue(task_id)
     except Exception:
         # The task is safely queued in the database; the sweeper re-sends lost messages.
         log.exception("could not enqueue task; the sweeper will", extra={"fields": {
-            "task_id": task.id}})
+            "task_id": task_id}})
     return task
 
 

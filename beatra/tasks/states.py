@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from beatra import metrics
 from beatra.billing import wallet
 from beatra.billing.money import ZERO
 from beatra.extensions import db
@@ -196,6 +197,7 @@ def succeed(claim: Claim, *, output: dict[str, Any], usage: dict[str, Any],
         return False
     _ended(claim.account_id, claim.task_id, "succeeded",
            lambda: _settle_in_transaction(claim.account_id, claim.task_id, charge, usage))
+    metrics.record_charge(claim.capability, charge)  # after the commit: counted once
     return True
 
 
@@ -226,8 +228,8 @@ def _count(value: Any) -> int | None:
 
 def _refund_in_transaction(account_id: str, task_id: str, amount: Decimal, reason: str) -> None:
     hold = wallet.open_hold_for(account_id, task_id) if amount > 0 else None
-    if hold is not None:
-        wallet.refund(hold, reason)  # commits the transition with it
+    if hold is not None and wallet.refund(hold, reason):  # commits the transition with it
+        metrics.record_refund(hold.amount)
     db.session.commit()
 
 

@@ -77,10 +77,11 @@ class TaskStack(Stack):
         return self
 
     def start_task_workers(self, processes: int = 1, name: str = "tasks") -> None:
-        """`dramatiq beatra.tasks.worker` (the Procfile's worker line), Redis mode only."""
+        """`python -m beatra.tasks` (the Procfile's worker line: `dramatiq beatra.tasks.worker`
+        with JSON logs), Redis mode only."""
         if not self.redis_url:
             raise RuntimeError("task workers are separate processes only with REDIS_URL")
-        self._spawn(name, [sys.executable, "-m", "dramatiq", "beatra.tasks.worker",
+        self._spawn(name, [sys.executable, "-m", "beatra.tasks",
                            "--processes", str(processes), "--threads", str(self.threads)])
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:

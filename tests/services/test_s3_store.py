@@ -185,3 +185,40 @@ def test_oversized_upload_leaves_nothing_in_the_bucket(s3_env, make_app):
                                   data={"file": (io.BytesIO(b"z" * 1001), "z.txt")})
     assert resp.status_code == 413
     assert _keys(prefix + "/") == []
+
+
+def test_switching_from_file_to_s3_restores_deduplicated_bytes(s3_env, make_app, tmp_path):
+    """Rows written while BEATRA_STORAGE_URL was file://… outlive the switch to s3://…: the same
+    bytes arriving again must land in the bucket, or the URL we hand out would 404."""
+    from beatra.storage.service import STORE_KEY
+
+    app = make_app(storage_url=f"file://{tmp_path / 'files'}")
+    acct = _account(app)
+    client = app.test_client()
+    png = image_bytes(17, 11, "png", seed=9)
+    first = client.post("/v1/uploads", headers=acct.headers,
+                        data={"file": (io.BytesIO(png), "a.png")})
+    assert first.status_code == 201
+
+    prefix = f"switch-{time.time_ns()}"
+    app.extensions[STORE_KEY] = S3Store(BUCKET, prefix)  # what a restart with s3:// builds
+    assert _keys(prefix + "/") == []
+    again = client.post("/v1/uploads", headers=acct.headers,
+                        data={"file": (io.BytesIO(png), "a.png")})
+    assert again.status_code == 200
+    body = again.get_json()
+    assert body["artifact_id"] == first.get_json()["artifact_id"]
+    assert len(_keys(prefix + "/")) == 1
+    got = requests.get(body["cdn_url"], timeout=10)
+    assert (got.status_code, got.content) == (200, png)
+
+
+def test_missing_bucket_is_created_at_start_or_start_stops(s3_env):
+    name = f"beatra-new-{time.time_ns()}"
+    with pytest.raises(SystemExit) as stop:
+        S3Store(name).ensure_bucket(create=False)
+    assert name in str(stop.value) and "\n" not in str(stop.value)
+    S3Store(name).ensure_bucket(create=True)
+    make_s3_client().head_bucket(Bucket=name)
+    S3Store(name).ensure_bucket(create=False)  # exists now: nothing to do
+    assert S3Store(name).check() is None  # readiness
