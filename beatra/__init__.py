@@ -38,6 +38,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_catalog(app, settings)
     register_extensions(app)
     register_blueprints(app)
+    register_task_runtime(app, settings)
     register_errorhandlers(app)
     register_request_hooks(app)
     register_commands(app)
@@ -118,6 +119,12 @@ def register_blueprints(app: Flask) -> None:
     for blp in (health_blp, catalog_blp, chat_blp, uploads_blp, content_blp, tasks_blp,
                 images_blp, webhooks_blp, music_blp, music_callbacks_blp):
         rest_api.register_blueprint(blp)
+
+
+def register_task_runtime(app: Flask, settings: Settings) -> None:
+    from beatra.runtime import build_runtime
+
+    build_runtime(app, settings)
 
 
 def register_errorhandlers(app: Flask) -> None:

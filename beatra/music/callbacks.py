@@ -20,7 +20,7 @@ from beatra.extensions import db
 from beatra.providers import suno_api
 from beatra.storage.signing import signing_key
 from beatra.tasks.models import Task
-from beatra.tasks.runtime import current_runtime
+from beatra.tasks.runtime import TaskRuntime
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def valid(task_id: str | None, sig: str | None) -> bool:
                 and hmac.compare_digest(_sig(task_id).encode(), sig.encode()))
 
 
-def handle(task_id: str, body: Any) -> bool:
+def handle(task_id: str, body: Any, runtime: TaskRuntime) -> bool:
     """Wake the task when this callback says its upstream job ended. True if it was woken."""
     upstream_id, kind, code = suno_api.callback_task_id(body)
     finished = kind in WAKING_TYPES or (code is not None and code != 200)
@@ -56,6 +56,6 @@ def handle(task_id: str, body: Any) -> bool:
     if not (finished and parked and upstream_id and upstream_id == stored):
         return False
     # The claim is conditional: if a worker is polling right now this message is a no-op.
-    current_runtime().enqueue(task_id)
+    runtime.send_task(task_id)
     log.info("suno callback woke task", extra={"fields": {"task_id": task_id, "type": kind}})
     return True

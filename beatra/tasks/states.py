@@ -13,7 +13,8 @@ worker the sweeper gave up on can never change the row afterwards. Terminal rows
 Money moves exactly once: settle (success) and refund (failure, cancel) run in the same
 transaction as the transition out of an active state, and only when that UPDATE hit the row.
 The webhook callback's outbox row (beatra.webhooks.outbox) joins that transaction too, so a
-finished task always has its callback scheduled; the first attempt is sent after the commit.
+finished task always has its callback scheduled. A transition that ends a task returns `Ended`;
+the caller sends the callback's first attempt after the commit (TaskRuntime.announce).
 """
 
 from __future__ import annotations
@@ -44,6 +45,16 @@ class LostClaim(Exception):
 
 class CancelRequested(Exception):
     """The caller asked to cancel; the owner stops at this checkpoint."""
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A transition ended the task; `callback_due`: a webhook delivery was recorded with it and
+    its first attempt is the caller's to send."""
+
+    task_id: str
+    status: str
+    callback_due: bool
 
 
 @dataclass
@@ -178,9 +189,9 @@ def release(claim: Claim) -> None:
 
 
 def succeed(claim: Claim, *, output: dict[str, Any], usage: dict[str, Any],
-            charge: Decimal) -> bool:
+            charge: Decimal) -> Ended | None:
     """running → succeeded, capturing `charge` (at most the hold) and releasing the rest.
-    False when the task was canceled meanwhile or the claim was lost."""
+    None when the task was canceled meanwhile or the claim was lost."""
     now = utcnow()
     charge = min(charge, claim.reserved)
     result = db.session.execute(
@@ -193,21 +204,18 @@ def succeed(claim: Claim, *, output: dict[str, Any], usage: dict[str, Any],
     )
     if result.rowcount != 1:
         db.session.rollback()
-        return False
-    _ended(claim.account_id, claim.task_id, "succeeded",
-           lambda: wallet.settle(claim.account_id, claim.reserved, charge, claim.task_id))
-    return True
+        return None
+    return _ended(claim.account_id, claim.task_id, "succeeded",
+                  lambda: wallet.settle(claim.account_id, claim.reserved, charge, claim.task_id))
 
 
-def _ended(account_id: str, task_id: str, status: str, commit_money: Callable[[], object]) -> None:
-    """The UPDATE ending the task is pending in the session: add the callback's outbox row,
-    let `commit_money` commit all of it with the wallet movement, then send the callback."""
+def _ended(account_id: str, task_id: str, status: str,
+           commit_money: Callable[[], object]) -> Ended:
+    """The UPDATE ending the task is pending in the session: add the callback's outbox row and
+    let `commit_money` commit all of it with the wallet movement."""
     recorded = outbox.record(account_id, task_id, status)
     commit_money()
-    if recorded:
-        from beatra.webhooks.delivery import kick
-
-        kick(task_id)
+    return Ended(task_id, status, callback_due=recorded)
 
 
 def _refund_in_transaction(account_id: str, task_id: str, amount: Decimal, reason: str) -> None:
@@ -217,7 +225,7 @@ def _refund_in_transaction(account_id: str, task_id: str, amount: Decimal, reaso
         db.session.commit()
 
 
-def fail(claim: Claim, error: dict[str, Any]) -> bool:
+def fail(claim: Claim, error: dict[str, Any]) -> Ended | None:
     """running → failed with a refund of the whole hold."""
     result = db.session.execute(
         update(_t)
@@ -229,10 +237,9 @@ def fail(claim: Claim, error: dict[str, Any]) -> bool:
     )
     if result.rowcount != 1:
         db.session.rollback()
-        return False
-    _ended(claim.account_id, claim.task_id, "failed", lambda: _refund_in_transaction(
+        return None
+    return _ended(claim.account_id, claim.task_id, "failed", lambda: _refund_in_transaction(
         claim.account_id, claim.task_id, claim.reserved, "task failed"))
-    return True
 
 
 def _canceled_values(now: datetime, reserved: Any) -> dict[str, Any]:
@@ -245,7 +252,7 @@ def _canceled_values(now: datetime, reserved: Any) -> dict[str, Any]:
     }
 
 
-def cancel_owned(claim: Claim) -> bool:
+def cancel_owned(claim: Claim) -> Ended | None:
     """running → canceled by its owner at a checkpoint, with a refund."""
     now = utcnow()
     values = _canceled_values(now, claim.reserved)
@@ -253,13 +260,12 @@ def cancel_owned(claim: Claim) -> bool:
     result = db.session.execute(update(_t).where(_owned(claim)).values(**values))
     if result.rowcount != 1:
         db.session.rollback()
-        return False
-    _ended(claim.account_id, claim.task_id, "canceled", lambda: _refund_in_transaction(
+        return None
+    return _ended(claim.account_id, claim.task_id, "canceled", lambda: _refund_in_transaction(
         claim.account_id, claim.task_id, claim.reserved, "task canceled"))
-    return True
 
 
-def cancel_now(account_id: str, task_id: str, reason: str | None) -> bool:
+def cancel_now(account_id: str, task_id: str, reason: str | None) -> Ended | None:
     """Cancel at once when no live worker owns the task: queued, parked for a delayed check,
     or its owner stopped renewing the lease. Refunds in the same transaction."""
     now = utcnow()
@@ -268,7 +274,7 @@ def cancel_now(account_id: str, task_id: str, reason: str | None) -> bool:
     ).scalar_one_or_none()
     if reserved is None:
         db.session.rollback()
-        return False
+        return None
     values = _canceled_values(now, _t.c.reserved_credits)
     values["cancel_reason"] = func.coalesce(_t.c.cancel_reason, reason)
     result = db.session.execute(
@@ -278,10 +284,9 @@ def cancel_now(account_id: str, task_id: str, reason: str | None) -> bool:
     )
     if result.rowcount != 1:
         db.session.rollback()
-        return False
-    _ended(account_id, task_id, "canceled",
-           lambda: _refund_in_transaction(account_id, task_id, reserved, "task canceled"))
-    return True
+        return None
+    return _ended(account_id, task_id, "canceled",
+                  lambda: _refund_in_transaction(account_id, task_id, reserved, "task canceled"))
 
 
 def request_cancel(account_id: str, task_id: str, reason: str | None) -> bool:

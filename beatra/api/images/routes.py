@@ -11,6 +11,7 @@ from beatra.api.images.schemas import ImageToImageRequestSchema, TextToImageRequ
 from beatra.api.tasks.schemas import TaskEnvelopeSchema
 from beatra.auth import current_caller
 from beatra.images import service
+from beatra.runtime import current_runtime
 from beatra.tasks import views
 
 blp = Blueprint("images", __name__, url_prefix="/v1/images")
@@ -28,7 +29,9 @@ _ERRORS = {
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def generations(body: dict[str, Any]) -> dict[str, Any]:
     """Generate images from a text prompt"""
-    return views.envelope(service.submit_text_to_image(current_caller().account_id, body))
+    task = service.submit_text_to_image(current_caller().account_id, body)
+    current_runtime().send_task(task.id)
+    return views.envelope(task)
 
 
 @blp.route("/image-to-image", methods=["POST"])
@@ -37,4 +40,6 @@ def generations(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def image_to_image(body: dict[str, Any]) -> dict[str, Any]:
     """Generate images from a reference image"""
-    return views.envelope(service.submit_image_to_image(current_caller().account_id, body))
+    task = service.submit_image_to_image(current_caller().account_id, body)
+    current_runtime().send_task(task.id)
+    return views.envelope(task)

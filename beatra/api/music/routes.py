@@ -15,6 +15,7 @@ from beatra.api.music.schemas import (
 from beatra.api.tasks.schemas import TaskEnvelopeSchema
 from beatra.auth import current_caller
 from beatra.music import service
+from beatra.runtime import current_runtime
 from beatra.tasks import views
 
 blp = Blueprint("music", __name__, url_prefix="/v1/music")
@@ -31,7 +32,9 @@ _ERRORS = {
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def text_to_music(body: dict[str, Any]) -> dict[str, Any]:
     """Generate music from a prompt and/or lyrics"""
-    return views.envelope(service.submit_text_to_music(current_caller().account_id, body))
+    task = service.submit_text_to_music(current_caller().account_id, body)
+    current_runtime().send_task(task.id)
+    return views.envelope(task)
 
 
 @blp.route("/reference-audio-to-music", methods=["POST"])
@@ -41,5 +44,6 @@ def text_to_music(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def reference_audio_to_music(body: dict[str, Any]) -> dict[str, Any]:
     """Generate music from a reference audio"""
-    return views.envelope(service.submit_reference_audio_to_music(
-        current_caller().account_id, body))
+    task = service.submit_reference_audio_to_music(current_caller().account_id, body)
+    current_runtime().send_task(task.id)
+    return views.envelope(task)

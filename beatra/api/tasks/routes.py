@@ -18,6 +18,7 @@ from beatra.api.tasks.schemas import (
     expand_fields,
 )
 from beatra.auth import current_caller
+from beatra.runtime import current_runtime
 from beatra.tasks import service, views
 from beatra.webhooks import service as webhooks_service
 
@@ -72,7 +73,8 @@ def get_task(task_id: str) -> dict[str, Any]:
                               "is already canceled, a running one stops at its next checkpoint)")
 def cancel_task(body: dict[str, Any], task_id: str) -> tuple[dict[str, Any], int]:
     """Cancel a task (best-effort)"""
-    task, was_terminal = service.cancel(current_caller().account_id, task_id, body.get("reason"))
+    task, was_terminal = service.cancel(current_caller().account_id, task_id, body.get("reason"),
+                                      current_runtime())
     return views.envelope(task), 200 if was_terminal else 202
 
 
@@ -92,4 +94,5 @@ def redeliver_callback(task_id: str) -> dict[str, Any]:
     Starts the finished task's webhook delivery over (attempt count 0, same `webhook-id`) and
     sends it now.
     """
-    return views.envelope(webhooks_service.redeliver(current_caller().account_id, task_id))
+    return views.envelope(webhooks_service.redeliver(current_caller().account_id, task_id,
+                                                    current_runtime()))
