@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from sqlalchemy import event
 
-from beatra.config import Settings, normalise_database_url
+from beatra.config import SETTINGS_KEY, Settings, normalise_database_url
 from beatra.extensions import db, migrate, rest_api
 from beatra.request_id import HEADER as REQUEST_ID_HEADER
 from beatra.request_id import current_request_id
@@ -30,7 +30,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(_flask_config(settings))
     app.config.update(config)
-    app.extensions["beatra.settings"] = settings
+    app.extensions[SETTINGS_KEY] = settings
 
     from beatra.logs import configure_logging
 
@@ -67,13 +67,10 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
 
 
 def register_catalog(app: Flask, settings: Settings) -> None:
-    import os
-
     from beatra.catalog.loader import load_catalog
     from beatra.catalog.registry import EXTENSION_KEY
 
-    env = {"BEATRA_SANDBOX_URL": settings.sandbox_url, **os.environ}
-    app.extensions[EXTENSION_KEY] = load_catalog(settings.catalog_path, env)
+    app.extensions[EXTENSION_KEY] = load_catalog(settings.catalog_path, settings.catalog_env())
 
 
 def register_extensions(app: Flask) -> None:

@@ -1,4 +1,7 @@
-"""Settings, read from the environment in one place."""
+"""Settings, read from the environment in one place: every other module gets its settings from
+here (`current_settings()` in a request or job, `settings_of(app)`, or the process-wide values
+below), never from os.environ.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+from flask import Flask, current_app
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
@@ -13,9 +19,39 @@ DEFAULT_CATALOG = PROJECT_DIR / "catalogs" / "sandbox.yaml"
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8199"
 
 
+SETTINGS_KEY = "beatra.settings"
+
+
+def var_dir() -> Path:
+    """Where local state lives by default (SQLite file, the dev signing key)."""
+    return Path(os.environ.get("BEATRA_VAR_DIR", "./var")).resolve()
+
+
 def _default_database_url() -> str:
-    var = Path(os.environ.get("BEATRA_VAR_DIR", "./var")).resolve()
-    return f"sqlite:///{var / 'beatra.db'}"
+    return f"sqlite:///{var_dir() / 'beatra.db'}"
+
+
+N = TypeVar("N", int, float)
+
+
+def _number(env: Mapping[str, str], var: str, kind: type[N], default: N) -> N:
+    """An optional numeric variable; a malformed one stops start-up with its name."""
+    text = env.get(var, "").strip()
+    if not text:
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        raise SystemExit(f"{var} must be a number, not {text!r}") from None
+
+
+# Process-wide, read once at import (they size pools and pick ports before any app exists).
+UPSTREAM_POOL_SIZE = _number(os.environ, "BEATRA_UPSTREAM_POOL", int, 1000)
+DEV_PORT = _number(os.environ, "BEATRA_PORT", int, 8000)  # `make run`
+DEV_SANDBOX_PORT = _number(os.environ, "BEATRA_SANDBOX_PORT", int, 8199)
+# S3-compatible servers on an explicit endpoint (SeaweedFS, MinIO) want path-style URLs;
+# boto3 reads the variable (and credentials) itself.
+S3_CUSTOM_ENDPOINT = bool(os.environ.get("AWS_ENDPOINT_URL"))
 
 
 @dataclass
@@ -65,35 +101,42 @@ class Settings:
             net_allowlist=env.get("BEATRA_NET_ALLOWLIST", ""),
             log_level=env.get("BEATRA_LOG_LEVEL", "INFO"),
             secret_key=env.get("BEATRA_SECRET_KEY", ""),
-            **_task_env(env),
+            **_numbers(env),
             **_webhook_env(env),
         )
 
+    def catalog_env(self) -> dict[str, str]:
+        """What the catalog's `${VAR}`s are filled from: the environment, with these settings'
+        sandbox URL (so `create_app({"sandbox_url": …})` wins over BEATRA_SANDBOX_URL)."""
+        return {**os.environ, "BEATRA_SANDBOX_URL": self.sandbox_url}
 
-_TASK_ENV = {
-    "task_heartbeat_seconds": ("BEATRA_TASK_HEARTBEAT_SECONDS", float),
-    "task_lease_seconds": ("BEATRA_TASK_LEASE_SECONDS", float),
-    "task_sweep_seconds": ("BEATRA_TASK_SWEEP_SECONDS", float),
-    "task_requeue_seconds": ("BEATRA_TASK_REQUEUE_SECONDS", float),
-    "task_max_attempts": ("BEATRA_TASK_MAX_ATTEMPTS", int),
-    "task_worker_threads": ("BEATRA_TASK_THREADS", int),
+
+# Numeric settings: field → environment variable (the field's type is the number's type).
+_NUMBERS = {
+    "task_heartbeat_seconds": "BEATRA_TASK_HEARTBEAT_SECONDS",
+    "task_lease_seconds": "BEATRA_TASK_LEASE_SECONDS",
+    "task_sweep_seconds": "BEATRA_TASK_SWEEP_SECONDS",
+    "task_requeue_seconds": "BEATRA_TASK_REQUEUE_SECONDS",
+    "task_max_attempts": "BEATRA_TASK_MAX_ATTEMPTS",
+    "task_worker_threads": "BEATRA_TASK_THREADS",
+    "idempotency_lease_seconds": "BEATRA_IDEMPOTENCY_LEASE_SECONDS",
+    "stream_slot_ttl_seconds": "BEATRA_STREAM_SLOT_TTL_SECONDS",
 }
 
 
-def _task_env(env: Mapping[str, str]) -> dict[str, float | int]:
-    """Task engine knobs that are set in the environment (unset ones keep their defaults)."""
+def _numbers(env: Mapping[str, str]) -> dict[str, float | int]:
+    """The numeric settings set in the environment (unset ones keep their defaults)."""
+    defaults = Settings.__dataclass_fields__
     out: dict[str, float | int] = {}
-    for name, (var, kind) in _TASK_ENV.items():
-        if env.get(var):
-            try:
-                out[name] = kind(env[var])
-            except ValueError:
-                raise SystemExit(f"{var} must be a number, not {env[var]!r}") from None
+    for name, var in _NUMBERS.items():
+        default = defaults[name].default
+        assert isinstance(default, int | float)
+        out[name] = _number(env, var, type(default), default)
     return out
 
 
-def _webhook_env(env: Mapping[str, str]) -> dict[str, tuple[float, ...] | float]:
-    out: dict[str, tuple[float, ...] | float] = {}
+def _webhook_env(env: Mapping[str, str]) -> dict[str, tuple[float, ...]]:
+    out: dict[str, tuple[float, ...]] = {}
     text = env.get("BEATRA_WEBHOOK_RETRY_SCHEDULE", "").strip()
     if text:
         try:
@@ -104,14 +147,17 @@ def _webhook_env(env: Mapping[str, str]) -> dict[str, tuple[float, ...] | float]
         if any(s < 0 for s in schedule):
             raise SystemExit("BEATRA_WEBHOOK_RETRY_SCHEDULE must not be negative")
         out["webhook_retry_schedule"] = schedule
-    for name, var in (("idempotency_lease_seconds", "BEATRA_IDEMPOTENCY_LEASE_SECONDS"),
-                      ("stream_slot_ttl_seconds", "BEATRA_STREAM_SLOT_TTL_SECONDS")):
-        if env.get(var):
-            try:
-                out[name] = float(env[var])
-            except ValueError:
-                raise SystemExit(f"{var} must be a number, not {env[var]!r}") from None
     return out
+
+
+def settings_of(app: Flask) -> Settings:
+    settings: Settings = app.extensions[SETTINGS_KEY]
+    return settings
+
+
+def current_settings() -> Settings:
+    """The settings of the app handling this request or job."""
+    return settings_of(current_app)
 
 
 def normalise_database_url(url: str) -> str:

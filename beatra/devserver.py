@@ -13,11 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+from beatra.config import DEV_PORT, DEV_SANDBOX_PORT
 from beatra.localprocs import NotReady, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
-PORT = int(os.environ.get("BEATRA_PORT", "8000"))
-SANDBOX_PORT = int(os.environ.get("BEATRA_SANDBOX_PORT", "8199"))
+PORT = DEV_PORT
+SANDBOX_PORT = DEV_SANDBOX_PORT
 
 
 def _wait_http(url: str, proc: subprocess.Popen, what: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -168,10 +167,9 @@ def _build(data: dict[str, Any], env: Mapping[str, str], source: str, created: i
                    source=source, rate_limits=RateLimits(**limits))
 
 
-def load_catalog(path: str | Path, env: Mapping[str, str] | None = None) -> Catalog:
+def load_catalog(path: str | Path, env: Mapping[str, str]) -> Catalog:
     """Parse, interpolate `${VAR}`s and validate; raises CatalogError with a one-line reason."""
     path = Path(path)
-    env = dict(os.environ if env is None else env)
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:

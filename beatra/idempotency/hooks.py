@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from flask import Flask, Response, current_app, g, request
 
+from beatra.config import current_settings
 from beatra.errors import ApiError, invalid
 from beatra.extensions import db
 from beatra.idempotency import store
@@ -90,7 +91,7 @@ def _before() -> Response | None:
     if not _valid_key(key):
         raise invalid(f"{KEY_HEADER} must be 1-{KEY_MAX} printable ASCII characters.",
                       f"/{KEY_HEADER}")
-    settings = current_app.extensions["beatra.settings"]
+    settings = current_settings()
     rule = request.url_rule.rule if request.url_rule is not None else request.path
     fp = fingerprint(view)
     outcome = store.acquire(

@@ -14,8 +14,7 @@ import hmac
 import logging
 from typing import Any
 
-from flask import current_app
-
+from beatra.config import current_settings
 from beatra.extensions import db
 from beatra.providers import suno_api
 from beatra.storage.signing import signing_key
@@ -30,13 +29,13 @@ WAKING_TYPES = frozenset({"complete", "error"})
 
 
 def _sig(task_id: str) -> str:
-    key = signing_key(current_app.extensions["beatra.settings"])
+    key = signing_key(current_settings())
     digest = hmac.new(key, f"suno-callback:{task_id}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def callback_url(task_id: str) -> str:
-    base = current_app.extensions["beatra.settings"].public_url
+    base = current_settings().public_url
     return f"{base}{PATH}?task={task_id}&sig={_sig(task_id)}"
 
 

@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from beatra.config import Settings
+from beatra.config import Settings, current_settings
 from beatra.errors import ApiError, invalid
 from beatra.extensions import db
 from beatra.ids import ulid
@@ -34,7 +34,7 @@ DEFAULT_TTL_SECONDS = 24 * 3600
 
 
 def settings() -> Settings:
-    return current_app.extensions["beatra.settings"]
+    return current_settings()
 
 
 def current_store() -> BlobStore:

@@ -19,7 +19,7 @@ from beatra.extensions import db
 from beatra.net import NetError, safe_request
 from beatra.tasks.models import Task
 from beatra.tasks.runtime import TaskRuntime
-from beatra.tasks.views import envelope
+from beatra.tasks.serialize import envelope
 from beatra.timeutil import utcnow
 from beatra.webhooks import outbox, signing
 from beatra.webhooks.endpoints import disable

@@ -12,7 +12,7 @@ from beatra.api.tasks.schemas import TaskEnvelopeSchema
 from beatra.auth import current_caller
 from beatra.images import service
 from beatra.runtime import current_runtime
-from beatra.tasks import views
+from beatra.tasks import serialize
 
 blp = Blueprint("images", __name__, url_prefix="/v1/images")
 
@@ -31,7 +31,7 @@ def generations(body: dict[str, Any]) -> dict[str, Any]:
     """Generate images from a text prompt"""
     task = service.submit_text_to_image(current_caller().account_id, body)
     current_runtime().send_task(task.id)
-    return views.envelope(task)
+    return serialize.envelope(task)
 
 
 @blp.route("/image-to-image", methods=["POST"])
@@ -42,4 +42,4 @@ def image_to_image(body: dict[str, Any]) -> dict[str, Any]:
     """Generate images from a reference image"""
     task = service.submit_image_to_image(current_caller().account_id, body)
     current_runtime().send_task(task.id)
-    return views.envelope(task)
+    return serialize.envelope(task)

@@ -16,7 +16,7 @@ from beatra.api.tasks.schemas import TaskEnvelopeSchema
 from beatra.auth import current_caller
 from beatra.music import service
 from beatra.runtime import current_runtime
-from beatra.tasks import views
+from beatra.tasks import serialize
 
 blp = Blueprint("music", __name__, url_prefix="/v1/music")
 
@@ -34,7 +34,7 @@ def text_to_music(body: dict[str, Any]) -> dict[str, Any]:
     """Generate music from a prompt and/or lyrics"""
     task = service.submit_text_to_music(current_caller().account_id, body)
     current_runtime().send_task(task.id)
-    return views.envelope(task)
+    return serialize.envelope(task)
 
 
 @blp.route("/reference-audio-to-music", methods=["POST"])
@@ -46,4 +46,4 @@ def reference_audio_to_music(body: dict[str, Any]) -> dict[str, Any]:
     """Generate music from a reference audio"""
     task = service.submit_reference_audio_to_music(current_caller().account_id, body)
     current_runtime().send_task(task.id)
-    return views.envelope(task)
+    return serialize.envelope(task)

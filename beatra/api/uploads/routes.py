@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 from flask_smorest import Blueprint
 
 from beatra.api.docs import REQUEST_ID_HEADER, operation
 from beatra.api.uploads.schemas import MultipartParser, UploadFormSchema, UploadResponseSchema
 from beatra.auth import current_caller
+from beatra.config import current_settings
 from beatra.errors import ApiError
 from beatra.storage.service import artifact_view, save_artifact
 
@@ -27,7 +28,7 @@ blp = UploadsBlueprint("uploads", __name__, url_prefix="/v1")
 
 
 def upload_body_cap() -> int:
-    return current_app.extensions["beatra.settings"].upload_max_bytes + MULTIPART_OVERHEAD
+    return current_settings().upload_max_bytes + MULTIPART_OVERHEAD
 
 
 @blp.before_request
@@ -65,7 +66,7 @@ def upload(form: dict[str, Any]) -> tuple[dict[str, Any], int]:
     artifact, created = save_artifact(
         caller.account_id, stream, purpose=form["purpose"],
         declared_media_type=form["media_type"], metadata=form["metadata"],
-        max_bytes=current_app.extensions["beatra.settings"].upload_max_bytes,
+        max_bytes=current_settings().upload_max_bytes,
     )
     return artifact_view(artifact), 201 if created else 200
 
