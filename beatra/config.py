@@ -78,6 +78,9 @@ class Settings:
     task_requeue_seconds: float = 120.0  # a queued task untouched this long is enqueued again
     task_max_attempts: int = 3  # starts (crash recoveries included) before a task fails
     task_worker_threads: int = 16  # embedded runner: concurrent tasks per web process
+    # How long an idle embedded runner thread waits for a message before checking for stop:
+    # stopping the runner takes about two of these (tests shorten it).
+    task_poll_seconds: float = 0.25
     # Webhooks (beatra.webhooks): seconds to wait before each retry; attempts = len + 1.
     # Default: 8 attempts over ~23 h. Tests shorten it (BEATRA_WEBHOOK_RETRY_SCHEDULE=0.2,0.2).
     webhook_retry_schedule: tuple[float, ...] = (30, 120, 600, 1800, 7200, 21600, 50400)

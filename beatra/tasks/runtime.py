@@ -193,7 +193,7 @@ class TaskRuntime:
             broker = self.broker
             broker.emit_after("process_boot")  # TimeLimit's watchdog, as `dramatiq` would
             worker = dramatiq.Worker(broker, worker_threads=self.settings.task_worker_threads,
-                                     worker_timeout=250)
+                                     worker_timeout=int(self.settings.task_poll_seconds * 1000))
             worker.start()
             self._worker = worker
             log.info("embedded task runner started",

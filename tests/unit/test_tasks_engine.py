@@ -33,16 +33,7 @@ from tests.unit.tasks_helpers import (
     task_row,
 )
 
-
-@pytest.fixture
-def app(make_app):
-    return make_app(**FAST)
-
-
-@pytest.fixture
-def upstream():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
+APP_SETTINGS = FAST
 
 
 def _past(seconds=600):

@@ -74,9 +74,7 @@ def receiver_factory():
         r.close()
 
 
-@pytest.fixture
-def app(make_app):
-    return make_app(**LOCAL)
+APP_SETTINGS = LOCAL
 
 
 def _done_handler(ctx):
