@@ -31,9 +31,10 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-lint: install typecheck
+lint: install
 	$(BIN)/ruff check .
 
+# Not yet part of `lint`/CI: see README (Development) for the errors still to fix.
 typecheck: install
 	$(BIN)/mypy
 

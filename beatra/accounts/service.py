@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from beatra.accounts.models import Account, ApiKey
 from beatra.billing import wallet
-from beatra.extensions import db
+from beatra.extensions import db, rowcount
 from beatra.ids import new_id
 from beatra.timeutil import utcnow
 
@@ -65,7 +65,7 @@ def revoke_key(key_id: str) -> bool:
         .values(revoked_at=utcnow())
     )
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 _key_table = ApiKey.__table__

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from beatra.extensions import db
+from beatra.extensions import db, rowcount
 from beatra.idempotency.models import IdempotencyRecord
 from beatra.timeutil import utcnow
 
@@ -69,7 +69,7 @@ def acquire(account_id: str, endpoint: str, key: str, fingerprint: str, *,
                          _r.c.fingerprint == fingerprint)))
             .values(**values))
         db.session.commit()
-        if taken.rowcount == 1:
+        if rowcount(taken) == 1:
             return Owned(int(row.id), token)
         return Found(row.fingerprint, row.status, row.response_status, row.response_headers,
                      row.response_body)
@@ -83,7 +83,7 @@ def complete(owned: Owned, status: int, headers: dict[str, str], body: bytes) ->
         .values(status="completed", owner_token=None, response_status=status,
                 response_headers=headers, response_body=body))
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def release(owned: Owned) -> None:
@@ -97,4 +97,4 @@ def purge_expired(limit: int = 1000) -> int:
     ids = select(_r.c.id).where(_r.c.expires_at < utcnow()).limit(limit).scalar_subquery()
     result = db.session.execute(delete(_r).where(_r.c.id.in_(ids)))
     db.session.commit()
-    return result.rowcount
+    return rowcount(result)

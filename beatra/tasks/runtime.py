@@ -120,15 +120,15 @@ class TaskRuntime:
         broker = StubBroker() if self.embedded else RedisBroker(url=self.settings.redis_url)
         broker.add_middleware(_BackgroundMiddleware(self))
         self._actor = dramatiq.actor(
-            self._perform, broker=broker, actor_name=ACTOR_NAME, queue_name=QUEUE,
+            broker=broker, actor_name=ACTOR_NAME, queue_name=QUEUE,
             max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS,
             time_limit=STEP_TIME_LIMIT_MS,
-        )
+        )(self._perform)
         self._webhook_actor = dramatiq.actor(
-            self._deliver_webhook, broker=broker, actor_name=WEBHOOK_ACTOR_NAME,
+            broker=broker, actor_name=WEBHOOK_ACTOR_NAME,
             queue_name=QUEUE, max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS,
             max_backoff=MAX_BACKOFF_MS, time_limit=60_000,
-        )
+        )(self._deliver_webhook)
         self._broker = broker
 
     def _perform(self, task_id: str) -> None:

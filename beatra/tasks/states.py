@@ -31,7 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from beatra.billing import wallet
 from beatra.billing.money import ZERO
-from beatra.extensions import db
+from beatra.extensions import db, rowcount
 from beatra.tasks.models import Task
 from beatra.timeutil import utcnow
 from beatra.webhooks import outbox
@@ -105,7 +105,7 @@ def claim(task_id: str, *, lease_seconds: float) -> Claim | None:
             attempts=_t.c.attempts + case((_t.c.wake_at.is_not(None), 0), else_=1),
         )
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         db.session.rollback()
         return None
     db.session.commit()
@@ -132,13 +132,13 @@ def renew(tokens: list[str], *, lease_seconds: float) -> int:
         .values(lease_until=now + timedelta(seconds=lease_seconds), heartbeat_at=now)
     )
     db.session.commit()
-    return result.rowcount
+    return rowcount(result)
 
 
 def _owner_write(claim: Claim, values: dict[str, Any]) -> None:
     result = db.session.execute(update(_t).where(_owned(claim)).values(**values))
     db.session.commit()
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise LostClaim(claim.task_id)
 
 
@@ -202,7 +202,7 @@ def succeed(claim: Claim, *, output: dict[str, Any], usage: dict[str, Any],
                 claim_token=None, lease_until=None, wake_at=None,
                 progress={"stage": "succeeded", "percent": 100, "message": None})
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         db.session.rollback()
         return None
     return _ended(claim.account_id, claim.task_id, "succeeded",
@@ -235,7 +235,7 @@ def fail(claim: Claim, error: dict[str, Any]) -> Ended | None:
                 lease_until=None, wake_at=None,
                 progress={"stage": "failed", "percent": None, "message": error["message"]})
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         db.session.rollback()
         return None
     return _ended(claim.account_id, claim.task_id, "failed", lambda: _refund_in_transaction(
@@ -258,7 +258,7 @@ def cancel_owned(claim: Claim) -> Ended | None:
     values = _canceled_values(now, claim.reserved)
     values["warnings"] = claim.warnings
     result = db.session.execute(update(_t).where(_owned(claim)).values(**values))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         db.session.rollback()
         return None
     return _ended(claim.account_id, claim.task_id, "canceled", lambda: _refund_in_transaction(
@@ -282,7 +282,7 @@ def cancel_now(account_id: str, task_id: str, reason: str | None) -> Ended | Non
         .where(_t.c.id == task_id, _t.c.account_id == account_id, _claimable(now))
         .values(**values)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         db.session.rollback()
         return None
     return _ended(account_id, task_id, "canceled",
@@ -298,7 +298,7 @@ def request_cancel(account_id: str, task_id: str, reason: str | None) -> bool:
                 cancel_reason=func.coalesce(_t.c.cancel_reason, reason))
     )
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 # --- the sweeper's side ---------------------------------------------------------------------
@@ -344,4 +344,4 @@ def mark_requeued(task_id: str, *, requeue_seconds: float, lease_seconds: float)
         .values(enqueued_at=now)
     )
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1

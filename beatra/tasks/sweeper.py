@@ -21,11 +21,10 @@ log = logging.getLogger(__name__)
 def sweep(runtime: TaskRuntime) -> list[str]:
     """Re-enqueue lost tasks; returns their ids."""
     settings = runtime.settings
-    periods = {"requeue_seconds": settings.task_requeue_seconds,
-               "lease_seconds": settings.task_lease_seconds}
+    requeue, lease = settings.task_requeue_seconds, settings.task_lease_seconds
     requeued = []
-    for task_id in states.lost_candidates(**periods):
-        if states.mark_requeued(task_id, **periods):
+    for task_id in states.lost_candidates(requeue_seconds=requeue, lease_seconds=lease):
+        if states.mark_requeued(task_id, requeue_seconds=requeue, lease_seconds=lease):
             runtime.enqueue(task_id)
             requeued.append(task_id)
     if requeued:
