@@ -33,8 +33,8 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
-# Not yet part of `lint`/CI: see README (Development) for the errors still to fix.
 typecheck: install
 	$(BIN)/mypy
 

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import Flask, current_app
 
@@ -94,7 +94,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
-        return cls(
+        values: dict[str, Any] = dict(
             database_url=env.get("DATABASE_URL") or _default_database_url(),
             redis_url=env.get("REDIS_URL") or None,
             catalog_path=env.get("BEATRA_CATALOG") or str(DEFAULT_CATALOG),
@@ -104,9 +104,10 @@ class Settings:
             net_allowlist=env.get("BEATRA_NET_ALLOWLIST", ""),
             log_level=env.get("BEATRA_LOG_LEVEL", "INFO"),
             secret_key=env.get("BEATRA_SECRET_KEY", ""),
-            **_numbers(env),
-            **_webhook_env(env),
         )
+        values.update(_numbers(env))
+        values.update(_webhook_env(env))
+        return cls(**values)
 
     def catalog_env(self) -> dict[str, str]:
         """What the catalog's `${VAR}`s are filled from: the environment, with these settings'

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from beatra.accounts.models import Account, ApiKey
 from beatra.billing import wallet
-from beatra.extensions import db, rowcount
+from beatra.extensions import db, rowcount, table_of
 from beatra.ids import new_id
 from beatra.timeutil import utcnow
 
@@ -68,7 +68,7 @@ def revoke_key(key_id: str) -> bool:
     return rowcount(result) == 1
 
 
-_key_table = ApiKey.__table__
+_key_table = table_of(ApiKey)
 _lookup = select(
     _key_table.c.id, _key_table.c.account_id, _key_table.c.secret_hash, _key_table.c.revoked_at,
     _key_table.c.rpm_limit, _key_table.c.stream_limit,

@@ -151,7 +151,8 @@ def _teardown(_exc: BaseException | None) -> None:
 class _Tee:
     """Relays a streamed body unchanged and stores its bytes once it ends normally."""
 
-    def __init__(self, inner: Iterable[bytes], owned: store.Owned, app: Flask, status: int,
+    def __init__(self, inner: Iterable[str] | Iterable[bytes], owned: store.Owned, app: Flask,
+                 status: int,
                  headers: dict[str, str]) -> None:
         self.inner = inner
         self.owned = owned
@@ -168,7 +169,7 @@ class _Tee:
             self.size += len(data)
             if self.size <= MAX_STORED_BYTES:
                 self.chunks.append(data)
-            yield chunk
+            yield data
         body = b"".join(self.chunks)
         ok = self.size <= MAX_STORED_BYTES and _STREAM_ERROR not in b"\n" + body
         self._settle(body if ok else None)

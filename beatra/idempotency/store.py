@@ -6,16 +6,16 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from beatra.extensions import db, rowcount
+from beatra.extensions import db, rowcount, table_of
 from beatra.idempotency.models import IdempotencyRecord
 from beatra.timeutil import utcnow
 
-_r = IdempotencyRecord.__table__
+_r = table_of(IdempotencyRecord)
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,9 @@ def acquire(account_id: str, endpoint: str, key: str, fingerprint: str, *,
             result = db.session.execute(insert(_r).values(
                 account_id=account_id, endpoint=endpoint, key=key, **values))
             db.session.commit()
-            return Owned(int(result.inserted_primary_key[0]), token)
+            inserted = cast(CursorResult[Any], result).inserted_primary_key
+            assert inserted is not None  # one row was inserted
+            return Owned(int(inserted[0]), token)
         except IntegrityError:
             db.session.rollback()
         row = db.session.execute(

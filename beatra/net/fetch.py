@@ -144,10 +144,10 @@ class PinnedAdapter(HTTPAdapter):
             raise UnsafeUrl("request left the vetted origin")  # e.g. a library-level redirect
         host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
         host_params = {**host_params, "host": self.target.address}
+        extra: dict[str, Any] = dict(pool_kwargs)
         if self.target.scheme == "https":
-            pool_kwargs = {**pool_kwargs, "server_hostname": self.target.host,
-                           "assert_hostname": self.target.host}
-        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+            extra.update(server_hostname=self.target.host, assert_hostname=self.target.host)
+        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=extra)
 
     def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
         request.headers["Host"] = self.target.host_header

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from flask import current_app
 from sqlalchemy import select
@@ -55,7 +55,7 @@ def _human(n: int) -> str:
     return f"{n // (1024 * 1024)} MB" if n % (1024 * 1024) == 0 else f"{n} bytes"
 
 
-def _copy_hashing(src: BinaryIO, dst: BinaryIO, max_bytes: int, param: str) -> tuple[str, int]:
+def _copy_hashing(src: BinaryIO, dst: IO[bytes], max_bytes: int, param: str) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     while True:

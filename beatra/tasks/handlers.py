@@ -9,7 +9,7 @@ seconds": the engine parks the task and sends a delayed message). The compositio
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ class Done:
     snapshot taken at submission, `usage` holds the UsageObject counters (input_tokens, …)."""
 
     output: dict[str, Any]
-    meters: dict[str, Decimal | int] = field(default_factory=dict)
+    meters: Mapping[str, Decimal | int] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
 
 

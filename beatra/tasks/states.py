@@ -31,12 +31,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from beatra.billing import wallet
 from beatra.billing.money import ZERO
-from beatra.extensions import db, rowcount
+from beatra.extensions import db, rowcount, table_of
 from beatra.tasks.models import Task
 from beatra.timeutil import utcnow
 from beatra.webhooks import outbox
 
-_t = Task.__table__
+_t = table_of(Task)
 
 
 class LostClaim(Exception):

@@ -18,13 +18,13 @@ from sqlalchemy import and_, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from beatra.extensions import db, rowcount
+from beatra.extensions import db, rowcount, table_of
 from beatra.timeutil import utcnow
 from beatra.webhooks.models import LAST_ERROR_MAX, OPEN_DELIVERY, WebhookDelivery, WebhookEndpoint
 from beatra.webhooks.signing import event_id
 
-_d = WebhookDelivery.__table__
-_e = WebhookEndpoint.__table__
+_d = table_of(WebhookDelivery)
+_e = table_of(WebhookEndpoint)
 # A delayed message may arrive a little before the stored time (clocks of two processes).
 _EARLY_SLACK = timedelta(seconds=1)
 

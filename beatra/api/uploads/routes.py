@@ -72,4 +72,4 @@ def upload(form: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 # Read by the app's before_request (beatra/__init__.py) to size its Content-Length check.
-upload.max_body_bytes = 100 * 1024 * 1024 + MULTIPART_OVERHEAD  # type: ignore[attr-defined]
+upload.max_body_bytes = 100 * 1024 * 1024 + MULTIPART_OVERHEAD
