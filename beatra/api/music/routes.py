@@ -12,11 +12,10 @@ from beatra.api.music.schemas import (
     ReferenceAudioToMusicRequestSchema,
     TextToMusicRequestSchema,
 )
+from beatra.api.tasks.accepted import accepted
 from beatra.api.tasks.schemas import TaskEnvelopeSchema
 from beatra.auth import current_caller
 from beatra.music import service
-from beatra.runtime import current_runtime
-from beatra.tasks import serialize
 
 blp = Blueprint("music", __name__, url_prefix="/v1/music")
 
@@ -32,9 +31,7 @@ _ERRORS = {
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def text_to_music(body: dict[str, Any]) -> dict[str, Any]:
     """Generate music from a prompt and/or lyrics"""
-    task = service.submit_text_to_music(current_caller().account_id, body)
-    current_runtime().send_task(task.id)
-    return serialize.envelope(task)
+    return accepted(service.submit_text_to_music(current_caller().account_id, body))
 
 
 @blp.route("/reference-audio-to-music", methods=["POST"])
@@ -44,6 +41,5 @@ def text_to_music(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def reference_audio_to_music(body: dict[str, Any]) -> dict[str, Any]:
     """Generate music from a reference audio"""
-    task = service.submit_reference_audio_to_music(current_caller().account_id, body)
-    current_runtime().send_task(task.id)
-    return serialize.envelope(task)
+    return accepted(service.submit_reference_audio_to_music(current_caller().account_id,
+                                                            body))
