@@ -199,11 +199,11 @@ class TaskRuntime:
             log.info("embedded task runner started",
                      extra={"fields": {"threads": self.settings.task_worker_threads}})
 
-    def stop(self, timeout_seconds: float = 10) -> None:
+    def stop(self) -> None:
         with self._lock:
             worker, self._worker = self._worker, None
         if worker is not None:
-            worker.stop(timeout=int(timeout_seconds * 1000))
+            worker.stop(timeout=10_000)
         self.stop_background()
 
     def join(self, timeout_seconds: float = 30) -> None:
@@ -290,7 +290,7 @@ def start_embedded_runner(app: Flask) -> None:
         runtime.start()
 
 
-def stop_all(timeout_seconds: float = 10) -> None:
+def stop_all() -> None:
     """Stop every runtime in this process (tests build many apps)."""
     for runtime in list(_runtimes):
-        runtime.stop(timeout_seconds)
+        runtime.stop()
