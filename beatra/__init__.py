@@ -111,11 +111,13 @@ def register_blueprints(app: Flask) -> None:
     from beatra.api.webhooks.routes import blp as webhooks_blp
 
     # Schemas referenced only from union fields must exist as components before use.
-    for schema in (*UNION_COMPONENTS, *MEDIA_INPUT_COMPONENTS):
-        rest_api.spec.components.schema(component_name(schema), schema=schema)
+    if rest_api.document is None:
+        for schema in (*UNION_COMPONENTS, *MEDIA_INPUT_COMPONENTS):
+            rest_api.spec.components.schema(component_name(schema), schema=schema)
     for blp in (health_blp, catalog_blp, chat_blp, uploads_blp, content_blp, tasks_blp,
                 images_blp, webhooks_blp, music_blp, music_callbacks_blp):
         rest_api.register_blueprint(blp)
+    rest_api.document_built()
 
 
 def register_task_runtime(app: Flask, settings: Settings) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+import flask_smorest
+from apispec import APISpec
+from flask import Flask
 from flask_migrate import Migrate
-from flask_smorest import Api
+from flask_smorest import Blueprint
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import CursorResult, Result, Table
 from sqlalchemy.orm import DeclarativeBase
@@ -25,6 +28,39 @@ if TYPE_CHECKING:
 else:
     Model = db.Model
 migrate = Migrate()
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api, building the OpenAPI document once per process.
+
+    The document depends on the code only (blueprints, schemas, the constant API_* settings),
+    and the one module-level Api serves whichever spec it holds to every app anyway. Building
+    it is most of create_app's time, and tests build hundreds of apps: later apps register
+    their blueprints with Flask only and serve the document the first app built.
+    """
+
+    document: APISpec | None = None  # set by document_built()
+
+    def init_app(self, app: Flask, *, spec_kwargs: dict[str, Any] | None = None) -> None:
+        super().init_app(app, spec_kwargs=spec_kwargs)
+        if self.document is not None:
+            self.spec = self.document
+
+    def register_blueprint(self, blp: Blueprint, *, parameters: Any = None,
+                           **options: Any) -> None:
+        if self.document is None:
+            super().register_blueprint(blp, parameters=parameters, **options)
+            return
+        # What flask-smorest's register_blueprint does besides documenting the views.
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+
+    def document_built(self) -> None:
+        """Every blueprint is registered: keep this spec for the apps built after this one."""
+        self.document = self.spec
+
+
 rest_api = Api(spec_kwargs={"extra_plugins": [HeaderParametersPlugin()]})
 
 

@@ -25,7 +25,7 @@ _LIMITS = ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems
 @functools.cache
 def contract() -> dict[str, Any]:
     """Parsed once per session (~0.1 s a parse, one per operation otherwise); read-only."""
-    return yaml.safe_load(VENDORED.read_text())
+    return yaml.load(VENDORED.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def test_vendored_contract_matches_shared():
