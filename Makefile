@@ -3,15 +3,26 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench soak clean
+.PHONY: install lock run test lint typecheck bench soak clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Exact versions from the lock (runtime + s3, test and lint extras), then beatra itself.
+$(VENV)/.installed: pyproject.toml requirements-test.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -r requirements-test.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
+
+# Re-resolve both locks from pyproject.toml (after editing its dependencies, or to upgrade:
+# `make lock LOCK_ARGS=--upgrade`). requirements.lock (deploys) is constrained by the test lock,
+# so both pin the same versions.
+COMPILE = $(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+lock:
+	test -x $(BIN)/pip-compile || $(BIN)/pip install -q pip-tools
+	$(COMPILE) --extra s3 --extra test --extra lint -o requirements-test.lock pyproject.toml
+	$(COMPILE) --extra s3 -c requirements-test.lock -o requirements.lock pyproject.toml
 
 # Migrate, create a demo account + key (printed), start the sandbox upstream and the gateway.
 run: install
@@ -22,6 +33,10 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+typecheck: install
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python -m bench.run

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, Response
 from sqlalchemy import event
 
-from beatra.config import Settings, normalise_database_url
+from beatra.config import SETTINGS_KEY, Settings, normalise_database_url
 from beatra.extensions import db, migrate, rest_api
 from beatra.request_id import HEADER as REQUEST_ID_HEADER
 from beatra.request_id import current_request_id
@@ -26,7 +26,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(_flask_config(settings))
     app.config.update(config)
-    app.extensions["beatra.settings"] = settings
+    app.extensions[SETTINGS_KEY] = settings
 
     from beatra.logs import configure_logging
 
@@ -34,6 +34,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_catalog(app, settings)
     register_extensions(app)
     register_blueprints(app)
+    register_task_runtime(app, settings)
     register_errorhandlers(app)
     register_request_hooks(app)
     register_commands(app)
@@ -69,13 +70,10 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
 
 
 def register_catalog(app: Flask, settings: Settings) -> None:
-    import os
-
     from beatra.catalog.loader import load_catalog
     from beatra.catalog.registry import EXTENSION_KEY
 
-    env = {"BEATRA_SANDBOX_URL": settings.sandbox_url, **os.environ}
-    app.extensions[EXTENSION_KEY] = load_catalog(settings.catalog_path, env)
+    app.extensions[EXTENSION_KEY] = load_catalog(settings.catalog_path, settings.catalog_env())
 
 
 def register_extensions(app: Flask) -> None:
@@ -119,8 +117,9 @@ def register_blueprints(app: Flask) -> None:
     from beatra.console import blp as console_blp
 
     # Schemas referenced only from union fields must exist as components before use.
-    for schema in (*UNION_COMPONENTS, *MEDIA_INPUT_COMPONENTS):
-        rest_api.spec.components.schema(component_name(schema), schema=schema)
+    if rest_api.document is None:
+        for schema in (*UNION_COMPONENTS, *MEDIA_INPUT_COMPONENTS):
+            rest_api.spec.components.schema(component_name(schema), schema=schema)
     for blp in (health_blp, catalog_blp, chat_blp, uploads_blp, content_blp, tasks_blp,
                 images_blp, webhooks_blp, music_blp, music_callbacks_blp, account_blp):
         rest_api.register_blueprint(blp)
@@ -129,6 +128,13 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(docs_page_blp)  # HTML, not an API operation: not in the document
     app.register_blueprint(console_blp)  # not an API resource: absent from the OpenAPI document
+    rest_api.document_built()
+
+
+def register_task_runtime(app: Flask, settings: Settings) -> None:
+    from beatra.runtime import build_runtime
+
+    build_runtime(app, settings)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -31,7 +31,7 @@ class _OneLineError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance
 
 
 class OneLineCommand(click.Command):
@@ -243,7 +243,7 @@ class _Limit(click.ParamType):
 def keys_limits(key_id: str, rpm: int | str | None, streams: int | str | None,
                 as_json: bool) -> None:
     """Show or set a key's rate limits (without options: show them)."""
-    values = {name: None if value == "default" else value
+    values = {name: None if isinstance(value, str) else value  # "default": the catalog's
               for name, value in (("rpm_limit", rpm), ("stream_limit", streams))
               if value is not None}
     key = accounts.set_key_limits(key_id, values)

@@ -1,4 +1,7 @@
-"""Settings, read from the environment in one place."""
+"""Settings, read from the environment in one place: every other module gets its settings from
+here (`current_settings()` in a request or job, `settings_of(app)`, or the process-wide values
+below), never from os.environ.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
+
+from flask import Flask, current_app
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
@@ -13,9 +19,42 @@ DEFAULT_CATALOG = PROJECT_DIR / "catalogs" / "sandbox.yaml"
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8199"
 
 
+SETTINGS_KEY = "beatra.settings"
+
+
+def var_dir() -> Path:
+    """Where local state lives by default (SQLite file, the dev signing key)."""
+    return Path(os.environ.get("BEATRA_VAR_DIR", "./var")).resolve()
+
+
 def _default_database_url() -> str:
-    var = Path(os.environ.get("BEATRA_VAR_DIR", "./var")).resolve()
-    return f"sqlite:///{var / 'beatra.db'}"
+    return f"sqlite:///{var_dir() / 'beatra.db'}"
+
+
+N = TypeVar("N", int, float)
+
+
+def _number(env: Mapping[str, str], var: str, kind: type[N], default: N) -> N:
+    """An optional numeric variable; a malformed one stops start-up with its name."""
+    text = env.get(var, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise SystemExit(f"{var} must be a number, not {text!r}") from None
+    if value < 0:
+        raise SystemExit(f"{var} must not be negative")
+    return value
+
+
+# Process-wide, read once at import (they size pools and pick ports before any app exists).
+UPSTREAM_POOL_SIZE = _number(os.environ, "BEATRA_UPSTREAM_POOL", int, 1000)
+DEV_PORT = _number(os.environ, "BEATRA_PORT", int, 8000)  # `make run`
+DEV_SANDBOX_PORT = _number(os.environ, "BEATRA_SANDBOX_PORT", int, 8199)
+# S3-compatible servers on an explicit endpoint (SeaweedFS, MinIO) want path-style URLs;
+# boto3 reads the variable (and credentials) itself.
+S3_CUSTOM_ENDPOINT = bool(os.environ.get("AWS_ENDPOINT_URL"))
 
 
 @dataclass
@@ -42,20 +81,23 @@ class Settings:
     task_requeue_seconds: float = 120.0  # a queued task untouched this long is enqueued again
     task_max_attempts: int = 3  # starts (crash recoveries included) before a task fails
     task_worker_threads: int = 16  # embedded runner: concurrent tasks per web process
+    # How long an idle embedded runner thread waits for a message before checking for stop:
+    # stopping the runner takes about two of these (tests shorten it).
+    task_poll_seconds: float = 0.25
     # Webhooks (beatra.webhooks): seconds to wait before each retry; attempts = len + 1.
     # Default: 8 attempts over ~23 h. Tests shorten it (BEATRA_WEBHOOK_RETRY_SCHEDULE=0.2,0.2).
     webhook_retry_schedule: tuple[float, ...] = (30, 120, 600, 1800, 7200, 21600, 50400)
     # Idempotency-Key: responses are kept this long; an unfinished first request holds the key
     # for `idempotency_lease_seconds`, after which a retry may take it over (its worker died).
     idempotency_ttl_seconds: float = 24 * 3600
-    idempotency_lease_seconds: float = 600
+    idempotency_lease_seconds: float = 600.0
     # A concurrent-stream slot expires after this long even if its process died holding it.
-    stream_slot_ttl_seconds: float = 900
+    stream_slot_ttl_seconds: float = 900.0
     # A chat hold whose request's process died is settled by the sweeper after this long
     # without a lease renewal (beatra.billing.holds).
-    hold_reap_seconds: float = 900
+    hold_reap_seconds: float = 900.0
     # `: ping` comment interval while an upstream stream is silent (also before its headers).
-    sse_ping_seconds: float = 15
+    sse_ping_seconds: float = 15.0
     # Browser origins allowed by CORS (BEATRA_CORS_ORIGINS, comma-separated; empty = off).
     cors_origins: tuple[str, ...] = ()
     # Postgres pool per process (README "Operating beatra" has the arithmetic against
@@ -67,7 +109,7 @@ class Settings:
     # A SELECT 1 on every checkout; off by default (a dropped connection is invalidated on first
     # use, that request answers 503, the pool reconnects). db_pool_recycle bounds idle age.
     db_pool_pre_ping: bool = False
-    db_pool_recycle: float = 1800
+    db_pool_recycle: float = 1800.0
     # s3:// store: create the bucket at start-up when it is missing (else start-up stops).
     s3_create_bucket: bool = True
     # When set, GET /metrics requires `Authorization: Bearer <token>`.
@@ -76,7 +118,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
-        return cls(
+        values: dict[str, Any] = dict(
             database_url=env.get("DATABASE_URL") or _default_database_url(),
             redis_url=env.get("REDIS_URL") or None,
             catalog_path=env.get("BEATRA_CATALOG") or str(DEFAULT_CATALOG),
@@ -89,64 +131,56 @@ class Settings:
             cors_origins=tuple(o.strip().rstrip("/") for o in
                                env.get("BEATRA_CORS_ORIGINS", "").split(",") if o.strip()),
             metrics_token=env.get("BEATRA_METRICS_TOKEN", ""),
-            s3_create_bucket=env.get("BEATRA_S3_CREATE_BUCKET", "1").lower()
-            not in ("0", "false", "no"),
-            **_task_env(env),
-            **_webhook_env(env),
-            **_db_env(env),
+            s3_create_bucket=_flag(env, "BEATRA_S3_CREATE_BUCKET", True),
+            db_pool_pre_ping=_flag(env, "BEATRA_DB_POOL_PRE_PING", False),
         )
+        values.update(_numbers(env))
+        values.update(_webhook_env(env))
+        return cls(**values)
+
+    def catalog_env(self) -> dict[str, str]:
+        """What the catalog's `${VAR}`s are filled from: the environment, with these settings'
+        sandbox URL (so `create_app({"sandbox_url": …})` wins over BEATRA_SANDBOX_URL)."""
+        return {**os.environ, "BEATRA_SANDBOX_URL": self.sandbox_url}
 
 
-_TASK_ENV = {
-    "task_heartbeat_seconds": ("BEATRA_TASK_HEARTBEAT_SECONDS", float),
-    "task_lease_seconds": ("BEATRA_TASK_LEASE_SECONDS", float),
-    "task_sweep_seconds": ("BEATRA_TASK_SWEEP_SECONDS", float),
-    "task_requeue_seconds": ("BEATRA_TASK_REQUEUE_SECONDS", float),
-    "task_max_attempts": ("BEATRA_TASK_MAX_ATTEMPTS", int),
-    "task_worker_threads": ("BEATRA_TASK_THREADS", int),
-    "hold_reap_seconds": ("BEATRA_HOLD_REAP_SECONDS", float),
-    "sse_ping_seconds": ("BEATRA_SSE_PING_SECONDS", float),
+# Numeric settings: field → environment variable (the field's type is the number's type).
+_NUMBERS = {
+    "task_heartbeat_seconds": "BEATRA_TASK_HEARTBEAT_SECONDS",
+    "task_lease_seconds": "BEATRA_TASK_LEASE_SECONDS",
+    "task_sweep_seconds": "BEATRA_TASK_SWEEP_SECONDS",
+    "task_requeue_seconds": "BEATRA_TASK_REQUEUE_SECONDS",
+    "task_max_attempts": "BEATRA_TASK_MAX_ATTEMPTS",
+    "task_worker_threads": "BEATRA_TASK_THREADS",
+    "idempotency_lease_seconds": "BEATRA_IDEMPOTENCY_LEASE_SECONDS",
+    "stream_slot_ttl_seconds": "BEATRA_STREAM_SLOT_TTL_SECONDS",
+    "hold_reap_seconds": "BEATRA_HOLD_REAP_SECONDS",
+    "sse_ping_seconds": "BEATRA_SSE_PING_SECONDS",
+    "db_pool_size": "BEATRA_DB_POOL_SIZE",
+    "db_max_overflow": "BEATRA_DB_MAX_OVERFLOW",
+    "db_pool_timeout": "BEATRA_DB_POOL_TIMEOUT",
+    "db_pool_recycle": "BEATRA_DB_POOL_RECYCLE",
 }
 
 
-def _task_env(env: Mapping[str, str]) -> dict[str, float | int]:
-    """Task engine knobs that are set in the environment (unset ones keep their defaults)."""
+def _numbers(env: Mapping[str, str]) -> dict[str, float | int]:
+    """The numeric settings set in the environment (unset ones keep their defaults)."""
+    defaults = Settings.__dataclass_fields__
     out: dict[str, float | int] = {}
-    for name, (var, kind) in _TASK_ENV.items():
-        if env.get(var):
-            try:
-                out[name] = kind(env[var])
-            except ValueError:
-                raise SystemExit(f"{var} must be a number, not {env[var]!r}") from None
+    for name, var in _NUMBERS.items():
+        default = defaults[name].default
+        assert isinstance(default, int | float)
+        out[name] = _number(env, var, type(default), default)
     return out
 
 
-_DB_ENV = {
-    "db_pool_size": ("BEATRA_DB_POOL_SIZE", int),
-    "db_max_overflow": ("BEATRA_DB_MAX_OVERFLOW", int),
-    "db_pool_timeout": ("BEATRA_DB_POOL_TIMEOUT", float),
-    "db_pool_recycle": ("BEATRA_DB_POOL_RECYCLE", float),
-}
+def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
+    text = env.get(var, "").strip().lower()
+    return default if not text else text not in ("0", "false", "no", "off")
 
 
-def _db_env(env: Mapping[str, str]) -> dict[str, float | int | bool]:
-    out: dict[str, float | int | bool] = {}
-    for name, (var, kind) in _DB_ENV.items():
-        if env.get(var):
-            try:
-                value = kind(env[var])
-            except ValueError:
-                raise SystemExit(f"{var} must be a number, not {env[var]!r}") from None
-            if value < 0:
-                raise SystemExit(f"{var} must not be negative")
-            out[name] = value
-    if env.get("BEATRA_DB_POOL_PRE_PING"):
-        out["db_pool_pre_ping"] = env["BEATRA_DB_POOL_PRE_PING"].lower() in ("1", "true", "yes")
-    return out
-
-
-def _webhook_env(env: Mapping[str, str]) -> dict[str, tuple[float, ...] | float]:
-    out: dict[str, tuple[float, ...] | float] = {}
+def _webhook_env(env: Mapping[str, str]) -> dict[str, tuple[float, ...]]:
+    out: dict[str, tuple[float, ...]] = {}
     text = env.get("BEATRA_WEBHOOK_RETRY_SCHEDULE", "").strip()
     if text:
         try:
@@ -157,14 +191,17 @@ def _webhook_env(env: Mapping[str, str]) -> dict[str, tuple[float, ...] | float]
         if any(s < 0 for s in schedule):
             raise SystemExit("BEATRA_WEBHOOK_RETRY_SCHEDULE must not be negative")
         out["webhook_retry_schedule"] = schedule
-    for name, var in (("idempotency_lease_seconds", "BEATRA_IDEMPOTENCY_LEASE_SECONDS"),
-                      ("stream_slot_ttl_seconds", "BEATRA_STREAM_SLOT_TTL_SECONDS")):
-        if env.get(var):
-            try:
-                out[name] = float(env[var])
-            except ValueError:
-                raise SystemExit(f"{var} must be a number, not {env[var]!r}") from None
     return out
+
+
+def settings_of(app: Flask) -> Settings:
+    settings: Settings = app.extensions[SETTINGS_KEY]
+    return settings
+
+
+def current_settings() -> Settings:
+    """The settings of the app handling this request or job."""
+    return settings_of(current_app)
 
 
 def normalise_database_url(url: str) -> str:

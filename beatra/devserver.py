@@ -19,11 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from beatra import devenv
+from beatra.config import DEV_PORT, DEV_SANDBOX_PORT
 from beatra.localprocs import NotReady, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
-PORT = int(os.environ.get("BEATRA_PORT", "8000"))
-SANDBOX_PORT = int(os.environ.get("BEATRA_SANDBOX_PORT", "8199"))
+PORT = DEV_PORT
+SANDBOX_PORT = DEV_SANDBOX_PORT
 DEMO_FILE = "demo-key.json"
 WEBHOOK_RECEIVER = "http://127.0.0.1:9000/hook"  # where a local test receiver might listen
 

@@ -7,7 +7,7 @@ Codes are stable (extend, never rename).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
@@ -255,7 +255,7 @@ def register_outage_handlers(app: Flask) -> None:
         return error_response(service_unavailable(_outage_name(err)))
 
     for exc_type in outage_exceptions():
-        app.register_error_handler(exc_type, _outage)
+        app.register_error_handler(cast("type[Exception]", exc_type), _outage)
 
     # Flask-SQLAlchemy ends every app context with session.remove(). Over a connection that
     # died mid-request its ROLLBACK raises from teardown, past every error handler, and

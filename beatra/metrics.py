@@ -6,8 +6,8 @@ samples to files there and `/metrics` sums every process's figures. The variable
 before prometheus_client is first imported, i.e. in the environment of the process.
 
 Facts that live in the database or the broker (tasks by status, open holds, queue depth) are
-not counted here but read at scrape time by `StateCollector`, so restarts and other processes
-cannot make them drift.
+not counted here but read at scrape time by `beatra.ops.StateCollector`, so restarts and other
+processes cannot make them drift.
 
 Recording functions for code owned elsewhere (call them; they never raise into a request):
     record_upstream(provider, model, outcome, seconds)   one upstream HTTP call finished
@@ -23,13 +23,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 log = logging.getLogger(__name__)
 
@@ -132,107 +129,3 @@ def stream_ended() -> None:
 
 
 # --- scrape ---------------------------------------------------------------------------------
-
-
-class StateCollector(Collector):
-    """Gauges read from the database and the broker when scraped (needs an app context).
-    A source that is down is skipped (and logged): the rest of the scrape still answers."""
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        for name, fn in (("tasks", _tasks), ("holds", _holds), ("queue", _queues)):
-            try:
-                family = fn()
-            except Exception as exc:
-                log.warning("metrics source unavailable", extra={"fields": {
-                    "source": name, "error": f"{type(exc).__name__}: {exc}"[:300]}})
-                _rollback()
-                continue
-            if family is not None:
-                yield family
-
-
-def _rollback() -> None:
-    from beatra.extensions import db
-
-    try:
-        db.session.rollback()
-    except Exception:
-        log.debug("rollback after a failed metrics query failed", exc_info=True)
-
-
-def _tasks() -> GaugeMetricFamily:
-    """Unfinished tasks only: terminal counts only grow (the status index keeps this cheap)."""
-    from sqlalchemy import func, select
-
-    from beatra.extensions import db
-    from beatra.tasks.models import Task
-
-    family = GaugeMetricFamily("beatra_tasks", "Unfinished tasks by capability and status",
-                               labels=["capability", "status"])
-    rows = db.session.execute(
-        select(Task.capability, Task.status, func.count())
-        .where(Task.status.in_(("queued", "running")))
-        .group_by(Task.capability, Task.status)).all()
-    db.session.commit()
-    for capability, status, count in rows:
-        family.add_metric([capability, status], count)
-    return family
-
-
-def _holds() -> GaugeMetricFamily | None:
-    """Open holds (`holds.settled_at IS NULL`); skipped until the holds table exists."""
-    from sqlalchemy import inspect, text
-
-    from beatra.extensions import db
-
-    if not inspect(db.engine).has_table("holds"):
-        return None
-    count = db.session.execute(text("SELECT count(*) FROM holds WHERE settled_at IS NULL")
-                               ).scalar_one()
-    db.session.commit()
-    family = GaugeMetricFamily("beatra_holds_open", "Credit holds not yet settled")
-    family.add_metric([], count)
-    return family
-
-
-def _queues() -> GaugeMetricFamily:
-    from dramatiq.brokers.redis import RedisBroker
-    from flask import current_app
-
-    from beatra.ops import probe_redis
-    from beatra.tasks.runtime import QUEUES, current_runtime
-
-    family = GaugeMetricFamily("beatra_queue_depth", "Messages waiting in a broker queue",
-                               labels=["queue"])
-    runtime = current_runtime()
-    broker = runtime.broker
-    for queue in QUEUES:
-        if isinstance(broker, RedisBroker):
-            # Dramatiq's Redis layout: the ready list is `<namespace>:<queue>`, delayed
-            # messages wait in `<queue>.DQ`. The probe client has short timeouts.
-            client = probe_redis(current_app._get_current_object())  # type: ignore[attr-defined]
-            ready = client.llen(f"{broker.namespace}:{queue}")
-            delayed = client.llen(f"{broker.namespace}:{queue}.DQ")
-            depth = ready + delayed
-        else:  # embedded: the in-process StubBroker
-            depth = sum(q.qsize() for name, q in broker.queues.items()
-                        if name in (queue, f"{queue}.DQ"))
-        family.add_metric([queue], depth)
-    return family
-
-
-def exposition() -> bytes:
-    """The text format for GET /metrics: process metrics (summed over every process in
-    multiprocess mode) followed by the state gauges read now."""
-    directory = os.environ.get(MULTIPROC_DIR_ENV)
-    if directory:
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)
-        processes = generate_latest(registry)
-    else:
-        processes = generate_latest(REGISTRY)
-    state = CollectorRegistry(auto_describe=False)
-    state.register(StateCollector())
-    return processes + generate_latest(state)

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy import text
 
+from beatra import metrics
 from beatra.errors import ApiError, error_response
 from beatra.extensions import db
 
@@ -113,11 +119,9 @@ def readyz() -> Response:
         headers={"Retry-After": "1"}))
 
 
-@blp.route("/metrics", methods=["GET"])
-def metrics() -> Response:
+@blp.route("/metrics", methods=["GET"], endpoint="metrics")
+def scrape() -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST
-
-    from beatra.metrics import exposition
 
     token = current_app.extensions["beatra.settings"].metrics_token
     if token:
@@ -129,3 +133,99 @@ def metrics() -> Response:
 
 def init_ops(app: Flask) -> None:
     app.register_blueprint(blp)
+
+
+# --- /metrics: state read at scrape time -------------------------------------------------
+
+class StateCollector(Collector):
+    """Gauges read from the database and the broker when scraped (needs an app context).
+    A source that is down is skipped (and logged): the rest of the scrape still answers."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for name, fn in (("tasks", _tasks), ("holds", _holds), ("queue", _queues)):
+            try:
+                family = fn()
+            except Exception as exc:
+                log.warning("metrics source unavailable", extra={"fields": {
+                    "source": name, "error": f"{type(exc).__name__}: {exc}"[:300]}})
+                _rollback()
+                continue
+            if family is not None:
+                yield family
+
+
+def _rollback() -> None:
+    try:
+        db.session.rollback()
+    except Exception:
+        log.debug("rollback after a failed metrics query failed", exc_info=True)
+
+
+def _tasks() -> GaugeMetricFamily:
+    """Unfinished tasks only: terminal counts only grow (the status index keeps this cheap)."""
+    from sqlalchemy import func, select
+
+    from beatra.tasks.models import Task
+
+    family = GaugeMetricFamily("beatra_tasks", "Unfinished tasks by capability and status",
+                               labels=["capability", "status"])
+    rows = db.session.execute(
+        select(Task.capability, Task.status, func.count())
+        .where(Task.status.in_(("queued", "running")))
+        .group_by(Task.capability, Task.status)).all()
+    db.session.commit()
+    for capability, status, count in rows:
+        family.add_metric([capability, status], count)
+    return family
+
+
+def _holds() -> GaugeMetricFamily | None:
+    """Open holds (`holds.settled_at IS NULL`)."""
+    count = db.session.execute(text("SELECT count(*) FROM holds WHERE settled_at IS NULL")
+                               ).scalar_one()
+    db.session.commit()
+    family = GaugeMetricFamily("beatra_holds_open", "Credit holds not yet settled")
+    family.add_metric([], count)
+    return family
+
+
+def _queues() -> GaugeMetricFamily:
+    from dramatiq.brokers.redis import RedisBroker
+    from flask import current_app
+
+    from beatra.tasks.runtime import QUEUES, runtime_for
+
+    family = GaugeMetricFamily("beatra_queue_depth", "Messages waiting in a broker queue",
+                               labels=["queue"])
+    runtime = runtime_for(current_app._get_current_object())  # type: ignore[attr-defined]  # werkzeug proxy
+    broker = runtime.broker
+    for queue in QUEUES:
+        if isinstance(broker, RedisBroker):
+            # Dramatiq's Redis layout: the ready list is `<namespace>:<queue>`, delayed
+            # messages wait in `<queue>.DQ`. The probe client has short timeouts.
+            client = probe_redis(current_app._get_current_object())  # type: ignore[attr-defined]
+            ready = client.llen(f"{broker.namespace}:{queue}")
+            delayed = client.llen(f"{broker.namespace}:{queue}.DQ")
+            depth = ready + delayed
+        else:  # embedded: the in-process StubBroker
+            depth = sum(q.qsize() for name, q in broker.queues.items()
+                        if name in (queue, f"{queue}.DQ"))
+        family.add_metric([queue], depth)
+    return family
+
+
+def exposition() -> bytes:
+    """The text format for GET /metrics: process metrics (summed over every process in
+    multiprocess mode) followed by the state gauges read now."""
+    directory = os.environ.get(metrics.MULTIPROC_DIR_ENV)
+    if directory:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)
+        processes = generate_latest(registry)
+    else:
+        processes = generate_latest(metrics.REGISTRY)
+    state = CollectorRegistry(auto_describe=False)
+    state.register(StateCollector())
+    return processes + generate_latest(state)

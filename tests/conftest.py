@@ -41,6 +41,16 @@ def refuse_database(url: str, force: bool) -> str | None:
             "really is disposable.")
 
 
+E2E_TIMEOUT_SECONDS = 300  # real processes (gunicorn, workers, the sandbox) or SeaweedFS
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        slow = item.get_closest_marker("e2e") or item.get_closest_marker("services")
+        if slow and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_SECONDS))
+
+
 def need_service(name: str, available: bool, why: str = "") -> None:
     """Skip when a backing server is missing, unless CI says it must be there."""
     if available:
@@ -105,6 +115,8 @@ def make_app(_template_db: str, tmp_path: Path) -> Iterator[Callable[..., Flask]
             "catalog_path": str(TEST_CATALOG),
             "storage_url": f"file://{tmp_path / 'artifacts'}",
             "public_url": "http://beatra.test",
+            # a stopped embedded runner is gone in ~40 ms instead of ~0.5 s
+            "task_poll_seconds": 0.02,
             "TESTING": True,
         }
         config.update(overrides)

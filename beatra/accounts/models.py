@@ -9,11 +9,11 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from beatra.billing.money import Credits
-from beatra.extensions import db
+from beatra.extensions import Model
 from beatra.timeutil import utcnow
 
 
-class Account(db.Model):
+class Account(Model):
     __tablename__ = "accounts"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -21,7 +21,7 @@ class Account(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class ApiKey(db.Model):
+class ApiKey(Model):
     """A key is `btr_<prefix>_<secret>`; only sha256(key) is stored, looked up by prefix."""
 
     __tablename__ = "api_keys"

@@ -20,7 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from beatra.accounts.models import Account, ApiKey
 from beatra.billing import wallet
 from beatra.billing.models import Wallet
-from beatra.extensions import db
+from beatra.extensions import db, rowcount, table_of
 from beatra.ids import new_id
 from beatra.timeutil import utcnow
 
@@ -96,7 +96,7 @@ def update_key(key_id: str, *, name: str | None = _UNSET, credit_limit: Decimal 
     if values:
         result = db.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(**values))
         db.session.commit()
-        if result.rowcount != 1:
+        if rowcount(result) != 1:
             return None
     return db.session.get(ApiKey, key_id)
 
@@ -125,10 +125,10 @@ def revoke_key(key_id: str) -> bool:
         .values(revoked_at=utcnow())
     )
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
-_key_table = ApiKey.__table__
+_key_table = table_of(ApiKey)
 _lookup = select(
     _key_table.c.id, _key_table.c.account_id, _key_table.c.secret_hash, _key_table.c.revoked_at,
     _key_table.c.rpm_limit, _key_table.c.stream_limit, _key_table.c.expires_at,

@@ -28,7 +28,7 @@ class TaggedUnion(fields.Field):
         self.choices = dict(choices)
         self._instances: dict[str, Schema] = {}
         variants = list(dict.fromkeys(self.choices.values()))
-        one_of = {"oneOf": [ref(component_name(s)) for s in variants]}
+        one_of: dict[str, Any] = {"oneOf": [ref(component_name(s)) for s in variants]}
         if kwargs.get("allow_none"):
             one_of = {"anyOf": [one_of, {"type": "null"}]}
         kwargs.setdefault("metadata", {}).update(one_of)
@@ -42,10 +42,10 @@ class TaggedUnion(fields.Field):
         if not isinstance(value, dict):
             raise ValidationError("Must be an object.")
         tag = value.get(self.tag)
-        schema_cls = self.choices.get(tag) if isinstance(tag, str) else None
-        if schema_cls is None:
+        if not isinstance(tag, str) or tag not in self.choices:
             allowed = ", ".join(repr(t) for t in self.choices)
             raise ValidationError({self.tag: [f"Must be one of: {allowed}."]})
+        schema_cls = self.choices[tag]
         schema = self._instances.get(tag)
         if schema is None:
             schema = self._instances[tag] = schema_cls()

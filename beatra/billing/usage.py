@@ -62,7 +62,7 @@ def _group_column(group_by: str) -> ColumnElement[Any]:
             return func.to_char(func.timezone("UTC", created), "YYYY-MM-DD")
         return func.substr(created, 1, 10)  # SQLite stores 'YYYY-MM-DD HH:MM:SS…' in UTC
     return {"model": LedgerEntry.model, "key": LedgerEntry.key_id,
-            "capability": LedgerEntry.capability}[group_by]
+            "capability": LedgerEntry.capability}[group_by].expression
 
 
 def usage(account_id: str, start: datetime, end: datetime, group_by: str,

@@ -31,14 +31,14 @@ from beatra.accounts.models import ApiKey
 from beatra.billing.models import Hold, LedgerEntry, Wallet
 from beatra.billing.money import ZERO, Credits, check_range, quantize
 from beatra.errors import ApiError
-from beatra.extensions import db
+from beatra.extensions import db, table_of
 from beatra.ids import new_id
 from beatra.timeutil import utcnow
 
-_wallets = Wallet.__table__
-_ledger = LedgerEntry.__table__
-_holds = Hold.__table__
-_keys = ApiKey.__table__
+_wallets = table_of(Wallet)
+_ledger = table_of(LedgerEntry)
+_holds = table_of(Hold)
+_keys = table_of(ApiKey)
 
 ACCOUNT_BALANCE = "account_balance"
 KEY_CREDIT_LIMIT = "key_credit_limit"
@@ -368,7 +368,7 @@ def key_audits() -> list[KeyAudit]:
         select(_ledger.c.key_id, func.sum(_ledger.c.amount))
         .where(_ledger.c.kind == "capture", _ledger.c.key_id.is_not(None))
         .group_by(_ledger.c.key_id))}
-    holding = dict(db.session.execute(
+    holding: dict[str, Decimal] = dict(db.session.execute(
         select(_holds.c.key_id, func.sum(_holds.c.amount))
         .where(_holds.c.settled_at.is_(None), _holds.c.key_id.is_not(None))
         .group_by(_holds.c.key_id)).all())

@@ -17,6 +17,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from beatra import metrics
@@ -40,7 +41,7 @@ class _State:
 class CircuitBreaker:
     def __init__(self, threshold: int = FAILURE_THRESHOLD, open_seconds: float = OPEN_SECONDS,
                  *, min_accounts: int = MIN_ACCOUNTS, window_seconds: float = WINDOW_SECONDS,
-                 clock: object = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.threshold = threshold
         self.open_seconds = open_seconds
         self.min_accounts = min_accounts
@@ -50,7 +51,7 @@ class CircuitBreaker:
         self._lock = threading.Lock()
 
     def _now(self) -> float:
-        return self._clock()  # type: ignore[operator, no-any-return]  # injected for tests
+        return self._clock()
 
     @staticmethod
     def _key(route: Route) -> tuple[str, str]:

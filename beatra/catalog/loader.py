@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -168,12 +167,15 @@ def _build(data: dict[str, Any], env: Mapping[str, str], source: str, created: i
                    source=source, rate_limits=RateLimits(**limits))
 
 
-def load_catalog(path: str | Path, env: Mapping[str, str] | None = None) -> Catalog:
+# libyaml's parser when PyYAML was built with it (the wheels are): ~10x faster, same safe subset.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_catalog(path: str | Path, env: Mapping[str, str]) -> Catalog:
     """Parse, interpolate `${VAR}`s and validate; raises CatalogError with a one-line reason."""
     path = Path(path)
-    env = dict(os.environ if env is None else env)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_YAML_LOADER)
     except OSError as exc:
         raise CatalogError(f"cannot read catalog {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:

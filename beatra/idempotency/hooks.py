@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 import orjson
 from flask import Flask, Response, current_app, g, request
 
+from beatra.config import current_settings
 from beatra.errors import ApiError, invalid
 from beatra.extensions import db
 from beatra.idempotency import store
@@ -91,7 +92,7 @@ def _before() -> Response | None:
     if not _valid_key(key):
         raise invalid(f"{KEY_HEADER} must be 1-{KEY_MAX} printable ASCII characters.",
                       f"/{KEY_HEADER}")
-    settings = current_app.extensions["beatra.settings"]
+    settings = current_settings()
     rule = request.url_rule.rule if request.url_rule is not None else request.path
     fp = fingerprint()
     outcome = store.acquire(
@@ -151,7 +152,8 @@ def _teardown(_exc: BaseException | None) -> None:
 class _Tee:
     """Relays a streamed body unchanged and stores its bytes once it ends normally."""
 
-    def __init__(self, inner: Iterable[bytes], owned: store.Owned, app: Flask, status: int,
+    def __init__(self, inner: Iterable[str] | Iterable[bytes], owned: store.Owned, app: Flask,
+                 status: int,
                  headers: dict[str, str]) -> None:
         self.inner = inner
         self.owned = owned
@@ -168,7 +170,7 @@ class _Tee:
             self.size += len(data)
             if self.size <= MAX_STORED_BYTES:
                 self.chunks.append(data)
-            yield chunk
+            yield data
         body = b"".join(self.chunks)
         ok = self.size <= MAX_STORED_BYTES and _STREAM_ERROR not in b"\n" + body
         self._settle(body if ok else None)

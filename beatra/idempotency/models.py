@@ -19,11 +19,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from beatra.extensions import db
+from beatra.extensions import Model
 from beatra.timeutil import utcnow
 
 
-class IdempotencyRecord(db.Model):
+class IdempotencyRecord(Model):
     __tablename__ = "idempotency_records"
     __table_args__ = (
         UniqueConstraint("account_id", "endpoint", "key",

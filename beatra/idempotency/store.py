@@ -6,16 +6,16 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from beatra.extensions import db
+from beatra.extensions import db, rowcount, table_of
 from beatra.idempotency.models import IdempotencyRecord
 from beatra.timeutil import utcnow
 
-_r = IdempotencyRecord.__table__
+_r = table_of(IdempotencyRecord)
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,9 @@ def acquire(account_id: str, endpoint: str, key: str, fingerprint: str, *,
             result = db.session.execute(insert(_r).values(
                 account_id=account_id, endpoint=endpoint, key=key, **values))
             db.session.commit()
-            return Owned(int(result.inserted_primary_key[0]), token)
+            inserted = cast(CursorResult[Any], result).inserted_primary_key
+            assert inserted is not None  # one row was inserted
+            return Owned(int(inserted[0]), token)
         except IntegrityError:
             db.session.rollback()
         row = db.session.execute(
@@ -69,7 +71,7 @@ def acquire(account_id: str, endpoint: str, key: str, fingerprint: str, *,
                          _r.c.fingerprint == fingerprint)))
             .values(**values))
         db.session.commit()
-        if taken.rowcount == 1:
+        if rowcount(taken) == 1:
             return Owned(int(row.id), token)
         return Found(row.fingerprint, row.status, row.response_status, row.response_headers,
                      row.response_body)
@@ -83,7 +85,7 @@ def complete(owned: Owned, status: int, headers: dict[str, str], body: bytes) ->
         .values(status="completed", owner_token=None, response_status=status,
                 response_headers=headers, response_body=body))
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def release(owned: Owned) -> None:
@@ -97,4 +99,4 @@ def purge_expired(limit: int = 1000) -> int:
     ids = select(_r.c.id).where(_r.c.expires_at < utcnow()).limit(limit).scalar_subquery()
     result = db.session.execute(delete(_r).where(_r.c.id.in_(ids)))
     db.session.commit()
-    return result.rowcount
+    return rowcount(result)

@@ -41,9 +41,9 @@ def choose_model(capability: str, requested: str) -> tuple[Model, list[dict[str,
                 "auto", "No image model can serve this request right now.",
                 retryable=any(r.provider.configured for m in catalog.models_for(capability)
                               for r in m.routes))
-        model = ready[0]
-        return model, [options.warning("auto_routed", f"model 'auto' was routed to {model.id}.",
-                                       "model")]
+        chosen = ready[0]
+        return chosen, [options.warning("auto_routed",
+                                        f"model 'auto' was routed to {chosen.id}.", "model")]
     model = catalog.model(requested)
     if model is None or not model.has(capability):
         raise model_unavailable(requested, "Model '{name}' is not offered by this deployment.",

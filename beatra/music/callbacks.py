@@ -14,13 +14,12 @@ import hmac
 import logging
 from typing import Any
 
-from flask import current_app
-
+from beatra.config import current_settings
 from beatra.extensions import db
 from beatra.providers import suno_api
 from beatra.storage.signing import signing_key
 from beatra.tasks.models import Task
-from beatra.tasks.runtime import current_runtime
+from beatra.tasks.runtime import TaskRuntime
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +29,13 @@ WAKING_TYPES = frozenset({"complete", "error"})
 
 
 def _sig(task_id: str) -> str:
-    key = signing_key(current_app.extensions["beatra.settings"])
+    key = signing_key(current_settings())
     digest = hmac.new(key, f"suno-callback:{task_id}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def callback_url(task_id: str) -> str:
-    base = current_app.extensions["beatra.settings"].public_url
+    base = current_settings().public_url
     return f"{base}{PATH}?task={task_id}&sig={_sig(task_id)}"
 
 
@@ -45,7 +44,7 @@ def valid(task_id: str | None, sig: str | None) -> bool:
                 and hmac.compare_digest(_sig(task_id).encode(), sig.encode()))
 
 
-def handle(task_id: str, body: Any) -> bool:
+def handle(task_id: str, body: Any, runtime: TaskRuntime) -> bool:
     """Wake the task when this callback says its upstream job ended. True if it was woken."""
     upstream_id, kind, code = suno_api.callback_task_id(body)
     finished = kind in WAKING_TYPES or (code is not None and code != 200)
@@ -56,6 +55,6 @@ def handle(task_id: str, body: Any) -> bool:
     if not (finished and parked and upstream_id and upstream_id == stored):
         return False
     # The claim is conditional: if a worker is polling right now this message is a no-op.
-    current_runtime().enqueue(task_id)
+    runtime.send_task(task_id)
     log.info("suno callback woke task", extra={"fields": {"task_id": task_id, "type": kind}})
     return True

@@ -187,8 +187,8 @@ def _suno(ctx: TaskContext, model: Model, plan: MusicPlan) -> Done | Wait:
         return Wait(_delay(model, polls),
                     state={**ctx.state, "suno": {**state, "polls": polls, "errors": 0}})
     if not record.done:
-        failure = record.failure()
-        raise TaskFailure(failure.code, failure.message, retryable=failure.retryable)
+        lost = record.failure()
+        raise TaskFailure(lost.code, lost.message, retryable=lost.retryable)
     ctx.checkpoint()
     ctx.progress("storing", 90)
     clips = [c for c in record.clips if c.audio_url]

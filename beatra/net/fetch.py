@@ -1,6 +1,6 @@
 """SSRF-safe HTTP for caller-supplied URLs (media inputs now, webhook delivery later).
 
-Rules (engineering.md §5), applied to every hop:
+The rules, applied to every hop:
 1. https only, unless the host is allowlisted (BEATRA_NET_ALLOWLIST), then http too; no
    credentials in the URL.
 2. Resolve the host; refuse if ANY address is not public (and not allowlisted), so a name with
@@ -28,6 +28,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from beatra.config import Settings, current_settings
 from beatra.net.addresses import IPAddress, NetPolicy, is_public
 
 USER_AGENT = "beatra-fetch/0.1"
@@ -49,13 +50,10 @@ class FetchError(NetError):
 
 def current_policy() -> NetPolicy:
     """The app's BEATRA_NET_ALLOWLIST (the environment's outside an app context)."""
-    import os
+    from flask import has_app_context
 
-    from flask import current_app, has_app_context
-
-    if has_app_context():
-        return NetPolicy.parse(current_app.extensions["beatra.settings"].net_allowlist)
-    return NetPolicy.parse(os.environ.get("BEATRA_NET_ALLOWLIST", ""))
+    settings = current_settings() if has_app_context() else Settings.from_env()
+    return NetPolicy.parse(settings.net_allowlist)
 
 
 @dataclass(frozen=True)
@@ -146,10 +144,10 @@ class PinnedAdapter(HTTPAdapter):
             raise UnsafeUrl("request left the vetted origin")  # e.g. a library-level redirect
         host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
         host_params = {**host_params, "host": self.target.address}
+        extra: dict[str, Any] = dict(pool_kwargs)
         if self.target.scheme == "https":
-            pool_kwargs = {**pool_kwargs, "server_hostname": self.target.host,
-                           "assert_hostname": self.target.host}
-        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+            extra.update(server_hostname=self.target.host, assert_hostname=self.target.host)
+        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=extra)
 
     def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
         request.headers["Host"] = self.target.host_header

@@ -15,7 +15,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-POOL_SIZE = int(os.environ.get("BEATRA_UPSTREAM_POOL", "1000"))
+from beatra.config import UPSTREAM_POOL_SIZE
+
 USER_AGENT = "beatra/0.1"
 
 _lock = threading.Lock()
@@ -29,7 +30,7 @@ def upstream_adapter() -> HTTPAdapter:
     if _adapter is None or _pid != os.getpid():  # never share sockets across a fork
         with _lock:
             if _adapter is None or _pid != os.getpid():
-                _adapter = HTTPAdapter(pool_connections=64, pool_maxsize=POOL_SIZE,
+                _adapter = HTTPAdapter(pool_connections=64, pool_maxsize=UPSTREAM_POOL_SIZE,
                                        max_retries=0)
                 _session = None
                 _pid = os.getpid()

@@ -160,7 +160,9 @@ def generate(route: Route, req: MusicRequest) -> MusicResult:
         except ValueError:
             raise _failure("upstream_error", "MiniMax sent audio that is neither hex nor "
                                  "a URL", True) from None
-    extra = body.get("extra_info") if isinstance(body.get("extra_info"), dict) else {}
+    extra = body.get("extra_info")
+    if not isinstance(extra, dict):
+        extra = {}
     duration = extra.get("music_duration")
     return MusicResult(audio=raw, format=str(req.audio_setting.get("format", "mp3")),
                        duration_ms=duration if isinstance(duration, int) else None,

@@ -183,8 +183,8 @@ def record_info(route: Route, task_id: str) -> Record:
     data = _request(route, "GET", "/api/v1/generate/record-info", params={"taskId": task_id})
     if not isinstance(data, dict) or not isinstance(data.get("status"), str):
         raise _failure("upstream_error", "Suno sent a record without a status", True)
-    response = data.get("response") if isinstance(data.get("response"), dict) else {}
-    items = response.get("sunoData") or []
+    response = data.get("response")
+    items = (response.get("sunoData") if isinstance(response, dict) else None) or []
     clips = [_clip(item) for item in items if isinstance(item, dict)]
     return Record(status=data["status"], clips=clips, error_code=data.get("errorCode"),
                   error_message=data.get("errorMessage") or None)
@@ -194,7 +194,9 @@ def callback_task_id(body: Any) -> tuple[str | None, str | None, int | None]:
     """(upstream taskId, callbackType, code) from a callback POST; Nones where absent."""
     if not isinstance(body, dict):
         return None, None, None
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    data = body.get("data")
+    if not isinstance(data, dict):
+        data = {}
     task_id = data.get("task_id") or data.get("taskId")
     kind = data.get("callbackType") or data.get("callback_type")
     code = body.get("code")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,14 +26,15 @@ def _window(now: float) -> tuple[int, int]:
 class MemoryLimiter:
     """One process's counts (embedded mode, tests): a lock and two dicts."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock  # wall-clock seconds; windows are aligned to it (tests pin it)
         self._lock = threading.Lock()
         self._counts: dict[str, tuple[int, int]] = {}  # key id → (window, count)
         self._streams: dict[str, dict[str, float]] = {}  # key id → slot → expiry
 
     def hit(self, key_id: str, rpm: int, stream_limit: int, slot: str | None,
             slot_ttl: float) -> Hit:
-        now = time.time()
+        now = self.clock()
         window, reset = _window(now)
         with self._lock:
             count = 0
@@ -82,16 +84,17 @@ return {count, 1}
 class RedisLimiter:
     PREFIX = "beatra:rl:"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
         import redis
 
+        self.clock = clock  # wall-clock seconds; windows are aligned to it (tests pin it)
         self.client: Any = redis.Redis.from_url(url, socket_timeout=1.0,
                                                 socket_connect_timeout=1.0)
         self._script = self.client.register_script(_SCRIPT)
 
     def hit(self, key_id: str, rpm: int, stream_limit: int, slot: str | None,
             slot_ttl: float) -> Hit:
-        now = time.time()
+        now = self.clock()
         window, reset = _window(now)
         count, ok = self._script(
             keys=[f"{self.PREFIX}{key_id}:{window}", f"{self.PREFIX}{key_id}:streams"],

@@ -16,6 +16,7 @@ import orjson
 from flask import Flask, Response, current_app, g, request
 
 from beatra.catalog.registry import current_catalog
+from beatra.config import current_settings, settings_of
 from beatra.errors import ApiError
 from beatra.ratelimit.backends import Hit, MemoryLimiter, RedisLimiter
 
@@ -27,7 +28,7 @@ _last_warning = 0.0
 
 
 def init_rate_limits(app: Flask) -> None:
-    settings = app.extensions["beatra.settings"]
+    settings = settings_of(app)
     app.extensions[EXTENSION_KEY] = (
         RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter())
     app.before_request(_before)
@@ -74,7 +75,7 @@ def _before() -> None:
         return
     slot = secrets.token_hex(8) if streams > 0 and _wants_stream() else None
     limiter = current_app.extensions[EXTENSION_KEY]
-    settings = current_app.extensions["beatra.settings"]
+    settings = current_settings()
     try:
         hit = limiter.hit(caller.key_id, rpm, streams, slot, settings.stream_slot_ttl_seconds)
     except Exception as exc:  # Redis down: fail open

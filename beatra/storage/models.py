@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from beatra.extensions import db
+from beatra.extensions import Model
 from beatra.timeutil import utcnow
 
 MEDIA_TYPES = ("image", "video", "audio", "text", "binary")
@@ -30,7 +30,7 @@ UPLOAD_PURPOSES = ("media_input", "reference_audio", "transcription_input", "voi
 PURPOSES = (*UPLOAD_PURPOSES, "task_output")
 
 
-class Artifact(db.Model):
+class Artifact(Model):
     __tablename__ = "artifacts"
     __table_args__ = (
         UniqueConstraint("account_id", "sha256", "purpose",

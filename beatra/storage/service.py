@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from beatra.config import Settings
+from beatra.config import Settings, current_settings
 from beatra.errors import ApiError, invalid
 from beatra.extensions import db
 from beatra.ids import ulid
@@ -35,7 +35,7 @@ DEFAULT_TTL_SECONDS = 24 * 3600
 
 
 def settings() -> Settings:
-    return current_app.extensions["beatra.settings"]
+    return current_settings()
 
 
 def current_store() -> BlobStore:
@@ -65,7 +65,7 @@ def _human(n: int) -> str:
     return f"{n // (1024 * 1024)} MB" if n % (1024 * 1024) == 0 else f"{n} bytes"
 
 
-def _copy_hashing(src: BinaryIO, dst: BinaryIO, max_bytes: int, param: str) -> tuple[str, int]:
+def _copy_hashing(src: BinaryIO, dst: IO[bytes], max_bytes: int, param: str) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     while True:

@@ -16,14 +16,10 @@ import threading
 import time
 from pathlib import Path
 
-from beatra.config import Settings
+from beatra.config import Settings, var_dir
 
 _dev_keys: dict[Path, bytes] = {}
 _lock = threading.Lock()
-
-
-def var_dir() -> Path:
-    return Path(os.environ.get("BEATRA_VAR_DIR", "./var")).resolve()
 
 
 def _dev_key(path: Path) -> bytes:

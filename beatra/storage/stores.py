@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
+from beatra.config import S3_CUSTOM_ENDPOINT
+
 CHUNK = 256 * 1024
 S3_MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
 
@@ -234,8 +236,7 @@ def make_s3_client() -> Any:
     import boto3
     from botocore.config import Config
 
-    # S3-compatible servers on an explicit endpoint (SeaweedFS, MinIO) want path-style URLs.
-    style = "path" if os.environ.get("AWS_ENDPOINT_URL") else "auto"
+    style = "path" if S3_CUSTOM_ENDPOINT else "auto"
     config = Config(signature_version="s3v4", s3={"addressing_style": style},
                     retries={"max_attempts": 3, "mode": "standard"})
     return boto3.client("s3", config=config)

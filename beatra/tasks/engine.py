@@ -11,18 +11,15 @@ called again; the caller is charged once).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from dramatiq.middleware import Interrupt
 
 from beatra.billing.money import fmt
 from beatra.tasks import states
 from beatra.tasks.context import TaskContext
-from beatra.tasks.handlers import Done, TaskFailure, Wait, handler_for
+from beatra.tasks.handlers import Done, TaskFailure, Wait
 from beatra.tasks.pricing import PriceTable, price
-
-if TYPE_CHECKING:
-    from beatra.tasks.runtime import TaskRuntime
+from beatra.tasks.runtime import TaskRuntime
 
 log = logging.getLogger(__name__)
 
@@ -35,58 +32,64 @@ def execute(task_id: str, runtime: TaskRuntime) -> None:
     fields = {"task_id": task_id, "attempt": claim.attempts, "capability": claim.capability}
     if claim.attempts > settings.task_max_attempts:
         log.error("task gave up", extra={"fields": fields})
-        states.fail(claim, {"code": "internal_error", "retryable": True,
-                            "message": f"The task was started {claim.attempts - 1} times "
-                                       "without finishing; giving up."})
+        runtime.announce(states.fail(claim, {
+            "code": "internal_error", "retryable": True,
+            "message": f"The task was started {claim.attempts - 1} times without finishing; "
+                       "giving up."}))
         return
-    ctx = TaskContext(claim, settings)
-    runtime.heartbeats.add(claim.token)
+    ctx = TaskContext.of(claim, lease_seconds=settings.task_lease_seconds)
+    runtime.heartbeats.add(ctx.token)
     try:
         ctx.checkpoint()
-        outcome = handler_for(claim.capability)(ctx)
+        handler = runtime.handlers.get(ctx.capability)
+        if handler is None:
+            raise TaskFailure("internal_error", f"No handler for capability {ctx.capability!r}.")
+        outcome = handler(ctx)
         if isinstance(outcome, Wait):
-            states.park(claim, outcome.seconds, lease_seconds=settings.task_lease_seconds,
+            states.park(ctx, outcome.seconds, lease_seconds=settings.task_lease_seconds,
                         state=outcome.state)
             runtime.enqueue(task_id, delay_seconds=outcome.seconds)
             return
         ctx.checkpoint()
-        _finish(ctx, outcome)
+        runtime.announce(_finish(ctx, outcome))
         log.info("task succeeded", extra={"fields": fields})
     except states.CancelRequested:
-        states.cancel_owned(claim)
+        runtime.announce(states.cancel_owned(ctx))
         log.info("task canceled", extra={"fields": fields})
     except states.LostClaim:
         log.warning("task claim lost; another worker or the caller ended it",
                     extra={"fields": fields})
     except TaskFailure as failure:
-        states.fail(claim, failure.as_error())
+        runtime.announce(states.fail(ctx, failure.as_error()))
         log.info("task failed", extra={"fields": {**fields, "code": failure.code}})
     except Interrupt:
-        states.release(claim)  # time limit or shutdown: let the retry claim it at once
+        states.release(ctx)  # time limit or shutdown: let the retry claim it at once
         raise
     except Exception:
-        if claim.attempts >= settings.task_max_attempts:
+        if ctx.attempts >= settings.task_max_attempts:
             log.exception("task crashed on its last attempt", extra={"fields": fields})
-            states.fail(claim, {"code": "internal_error", "retryable": True,
-                                "message": "The task failed with an internal error."})
+            runtime.announce(states.fail(ctx, {
+                "code": "internal_error", "retryable": True,
+                "message": "The task failed with an internal error."}))
             return
         log.exception("task step crashed; will retry", extra={"fields": fields})
-        states.release(claim)
+        states.release(ctx)
         raise  # Dramatiq retries with backoff; the attempt counter bounds the loop
     finally:
-        runtime.heartbeats.discard(claim.token)
+        runtime.heartbeats.discard(ctx.token)
 
 
-def _finish(ctx: TaskContext, done: Done) -> None:
-    claim = ctx.claim
-    table = PriceTable.from_state(claim.state["pricing"])
+def _finish(ctx: TaskContext, done: Done) -> states.Ended:
+    table = PriceTable.from_state(ctx.state["pricing"])
     lines, total = price(done.meters, table)
-    charge = min(total, claim.reserved)
-    if total > claim.reserved:
+    charge = min(total, ctx.reserved)
+    if total > ctx.reserved:
         ctx.warn("charge_capped", f"Usage came to {fmt(total)} credits, more than the "
-                 f"{fmt(claim.reserved)} reserved; you were charged the reserved amount.")
+               f"{fmt(ctx.reserved)} reserved; you were charged the reserved amount.")
     usage = {**done.usage, "lines": lines, "credits": fmt(charge),
              "credits_usd_reference": fmt(table.usd(charge))}
-    if not states.succeed(claim, output=done.output, usage=usage, charge=charge):
+    ended = states.succeed(ctx, output=done.output, usage=usage, charge=charge)
+    if ended is None:
         ctx.checkpoint()  # raises CancelRequested (canceled meanwhile) or LostClaim
-        raise states.LostClaim(claim.task_id)
+        raise states.LostClaim(ctx.task_id)
+    return ended

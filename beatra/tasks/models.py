@@ -14,7 +14,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from beatra.billing.money import Credits
-from beatra.extensions import db
+from beatra.extensions import Model
 from beatra.timeutil import utcnow
 
 STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
@@ -22,7 +22,7 @@ TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 ACTIVE = ("queued", "running")
 
 
-class Task(db.Model):
+class Task(Model):
     __tablename__ = "tasks"
     __table_args__ = (
         Index("ix_tasks_account_id_id", "account_id", "id"),

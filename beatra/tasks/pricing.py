@@ -6,6 +6,7 @@ price is free and still shows as a usage line. Every amount is a Decimal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -49,7 +50,7 @@ def unit_of(meter: str) -> str:
     return UNITS.get(meter, meter.rsplit("_", 1)[-1])
 
 
-def price(meters: dict[str, Decimal | int], table: PriceTable) -> tuple[list[dict[str, Any]],
+def price(meters: Mapping[str, Decimal | int], table: PriceTable) -> tuple[list[dict[str, Any]],
                                                                          Decimal]:
     """UsageLine dicts (wire form) and their total in credits."""
     lines: list[dict[str, Any]] = []
@@ -70,6 +71,6 @@ def price(meters: dict[str, Decimal | int], table: PriceTable) -> tuple[list[dic
     return lines, total
 
 
-def estimate(meters: dict[str, Decimal | int], table: PriceTable) -> Decimal:
+def estimate(meters: Mapping[str, Decimal | int], table: PriceTable) -> Decimal:
     """The hold for an upper bound of the meters (what `price` would charge for them)."""
     return price(meters, table)[1]

@@ -1,6 +1,10 @@
 """The Dramatiq side of the task engine: one broker per app, the task actor, the embedded runner,
 and the background loop (heartbeats + sweeper) that runs beside every worker.
 
+The runtime knows how to send and run messages, not what they do: the jobs (run a task step,
+deliver a webhook, sweep) and the capability handlers are given to it by the composition root
+(beatra.runtime), so nothing here imports the engine, the sweeper or the webhooks.
+
 With REDIS_URL: a RedisBroker; the web process only enqueues, separate `dramatiq
 beatra.tasks.worker` processes run the actor (and their own background loop). Without it
 (embedded): a StubBroker plus a dramatiq Worker inside the web process, started when wsgi.py
@@ -15,7 +19,9 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -24,6 +30,10 @@ from dramatiq.middleware import Middleware
 from flask import Flask
 
 from beatra.config import Settings
+from beatra.tasks import states
+
+if TYPE_CHECKING:
+    from beatra.tasks.handlers import Handler
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +76,22 @@ class Heartbeats:
             return list(self._tokens)
 
 
+@dataclass(frozen=True)
+class Jobs:
+    """What the messages and the background loop do, each run inside the app context."""
+
+    run_task: Callable[[str, TaskRuntime], None]  # one step of a task
+    deliver_webhook: Callable[[str, TaskRuntime], object]  # one webhook delivery attempt
+    sweep: Callable[[TaskRuntime], object]  # re-send lost work, purge expired records
+
+
 class TaskRuntime:
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, settings: Settings, jobs: Jobs,
+                 handlers: Mapping[str, Handler]) -> None:
         self.app = app
-        self.settings: Settings = app.extensions["beatra.settings"]
+        self.settings = settings
+        self.jobs = jobs
+        self.handlers = handlers  # capability → the handler that runs its steps
         self.embedded = not self.settings.redis_url
         self.heartbeats = Heartbeats()
         self._lock = threading.RLock()
@@ -102,35 +124,30 @@ class TaskRuntime:
         broker = StubBroker() if self.embedded else RedisBroker(url=self.settings.redis_url)
         broker.add_middleware(_BackgroundMiddleware(self))
         self._actor = dramatiq.actor(
-            self._perform, broker=broker, actor_name=ACTOR_NAME, queue_name=QUEUE,
+            broker=broker, actor_name=ACTOR_NAME, queue_name=QUEUE,
             max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS,
             time_limit=STEP_TIME_LIMIT_MS,
-        )
+        )(self._perform)
         self._webhook_actor = dramatiq.actor(
-            self._deliver_webhook, broker=broker, actor_name=WEBHOOK_ACTOR_NAME,
+            broker=broker, actor_name=WEBHOOK_ACTOR_NAME,
             queue_name=WEBHOOK_QUEUE, max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS,
             max_backoff=MAX_BACKOFF_MS, time_limit=60_000,
-        )
+        )(self._deliver_webhook)
         self._broker = broker
 
     def _perform(self, task_id: str) -> None:
         from beatra.logs import log_context
-        from beatra.tasks.engine import execute
 
         with self.app.app_context(), log_context(task_id=task_id,
                                                  request_id=_submitted_by(task_id)):
-            execute(task_id, self)
+            self.jobs.run_task(task_id, self)
 
     def _deliver_webhook(self, task_id: str) -> None:
-        from beatra import metrics
         from beatra.logs import log_context
-        from beatra.webhooks.delivery import deliver
 
         with self.app.app_context(), log_context(task_id=task_id,
                                                  request_id=_submitted_by(task_id)):
-            outcome = deliver(task_id, self)
-        if outcome is not None:
-            metrics.record_webhook(outcome)
+            self.jobs.deliver_webhook(task_id, self)
 
     def enqueue_webhook(self, task_id: str, *, delay_seconds: float = 0) -> None:
         """Send one webhook delivery attempt for a task (after `delay_seconds`)."""
@@ -148,6 +165,28 @@ class TaskRuntime:
         delay = int(delay_seconds * 1000) or None
         self.actor.send_with_options(args=(task_id,), delay=delay)
 
+    def send_task(self, task_id: str) -> None:
+        """Enqueue a step after the commit that made it due; if the broker is unreachable the
+        task is safe in the database and the sweeper sends it later."""
+        try:
+            self.enqueue(task_id)
+        except Exception:
+            log.exception("could not enqueue task; the sweeper will",
+                          extra={"fields": {"task_id": task_id}})
+
+    def send_webhook(self, task_id: str, *, delay_seconds: float = 0) -> None:
+        """Enqueue a delivery attempt; if the broker is unreachable the sweeper sends it later."""
+        try:
+            self.enqueue_webhook(task_id, delay_seconds=delay_seconds)
+        except Exception:
+            log.exception("could not enqueue webhook delivery; the sweeper will",
+                          extra={"fields": {"task_id": task_id}})
+
+    def announce(self, ended: states.Ended | None) -> None:
+        """After a transition that ended a task: send the callback it recorded, if any."""
+        if ended is not None and ended.callback_due:
+            self.send_webhook(ended.task_id)
+
     # --- the embedded runner ------------------------------------------------------------
 
     @property
@@ -164,7 +203,7 @@ class TaskRuntime:
             broker = self.broker
             broker.emit_after("process_boot")  # TimeLimit's watchdog, as `dramatiq` would
             worker = dramatiq.Worker(broker, worker_threads=self.settings.task_worker_threads,
-                                     worker_timeout=250)
+                                     worker_timeout=int(self.settings.task_poll_seconds * 1000))
             worker.start()
             self._worker = worker
             log.info("embedded task runner started",
@@ -256,9 +295,6 @@ class Background(threading.Thread):
             self.join(timeout=10)
 
     def run(self) -> None:
-        from beatra.tasks import states
-        from beatra.tasks.sweeper import sweep
-
         settings = self.runtime.settings
         next_sweep = 0.0
         while not self._stopping.is_set():
@@ -267,7 +303,7 @@ class Background(threading.Thread):
                     states.renew(self.runtime.heartbeats.snapshot(),
                                  lease_seconds=settings.task_lease_seconds)
                     if time.monotonic() >= next_sweep:
-                        sweep(self.runtime)
+                        self.runtime.jobs.sweep(self.runtime)
                         next_sweep = time.monotonic() + settings.task_sweep_seconds
             except Exception:
                 # The loop must outlive a DB or broker outage; the next tick tries again.
@@ -278,16 +314,9 @@ class Background(threading.Thread):
 
 
 def runtime_for(app: Flask) -> TaskRuntime:
-    runtime = app.extensions.get(EXTENSION_KEY)
-    if runtime is None:
-        runtime = app.extensions.setdefault(EXTENSION_KEY, TaskRuntime(app))
+    """The runtime the app factory built for `app` (beatra.runtime.build_runtime)."""
+    runtime: TaskRuntime = app.extensions[EXTENSION_KEY]
     return runtime
-
-
-def current_runtime() -> TaskRuntime:
-    from flask import current_app
-
-    return runtime_for(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 def start_embedded_runner(app: Flask) -> None:

@@ -6,9 +6,6 @@ a missing one.
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,37 +17,20 @@ from sqlalchemy import select
 from beatra.billing import wallet
 from beatra.errors import not_found
 from beatra.extensions import db
+from beatra.ids import new_id
 from beatra.pagination import decode_cursor, encode_cursor
 from beatra.request_id import current_request_id
 from beatra.tasks import states
 from beatra.tasks.models import Task
 from beatra.tasks.pricing import PriceTable
-from beatra.tasks.runtime import current_runtime
+from beatra.tasks.runtime import TaskRuntime
 from beatra.timeutil import utcnow
-
-log = logging.getLogger(__name__)
-
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_id_lock = threading.Lock()
-_last_id: tuple[int, int] = (0, 0)
 
 
 def task_id_for(created_at: datetime) -> str:
-    """`task_<ULID>` whose time part is `created_at` (so id order is creation order, which the
-    list's keyset cursor relies on), monotonic within this process for the same millisecond."""
-    global _last_id
-    ms = int(created_at.timestamp() * 1000)
-    with _id_lock:
-        last_ms, last_rand = _last_id
-        rand = last_rand + 1 if ms == last_ms else int.from_bytes(os.urandom(10), "big")
-        rand &= (1 << 80) - 1
-        _last_id = (ms, rand)
-    value = (ms << 80) | rand
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "task_" + "".join(reversed(chars))
+    """`task_<ULID>` whose time part is `created_at`: id order is creation order, which the
+    list's keyset cursor relies on."""
+    return new_id("task", created_at)
 
 
 def submit(
@@ -66,10 +46,11 @@ def submit(
     metadata: dict[str, str] | None = None,
     state: dict[str, Any] | None = None,
 ) -> Task:
-    """Create a queued task holding `hold` credits and send its message.
+    """Create a queued task holding `hold` credits; the caller sends its message
+    (TaskRuntime.send_task) once this returns.
 
-    The row and the hold commit together; InsufficientBalance (402) leaves nothing behind. The
-    message is sent after the commit; if that fails the sweeper sends it later.
+    The row and the hold commit together; InsufficientBalance (402) leaves nothing behind. If
+    the message is never sent the sweeper sends it later.
     """
     now = utcnow()
     task = Task(
@@ -93,12 +74,6 @@ def submit(
                            capability, resolved_model))
     else:
         db.session.commit()
-    try:
-        current_runtime().enqueue(task_id)
-    except Exception:
-        # The task is safely queued in the database; the sweeper re-sends lost messages.
-        log.exception("could not enqueue task; the sweeper will", extra={"fields": {
-            "task_id": task_id}})
     return task
 
 
@@ -153,7 +128,8 @@ def list_tasks(
     return Page(rows, next_cursor, has_more)
 
 
-def cancel(account_id: str, task_id: str, reason: str | None) -> tuple[Task, bool]:
+def cancel(account_id: str, task_id: str, reason: str | None,
+           runtime: TaskRuntime) -> tuple[Task, bool]:
     """(task, was_already_terminal). A task nobody is running (queued, parked, or whose
     worker died) is canceled and refunded at once; a running one is asked to stop at its next
     checkpoint."""
@@ -161,8 +137,10 @@ def cancel(account_id: str, task_id: str, reason: str | None) -> tuple[Task, boo
     if task.terminal:
         return task, True
     db.session.commit()  # end the read; the transitions below are conditional anyway
-    if not states.cancel_now(account_id, task_id, reason):
+    ended = states.cancel_now(account_id, task_id, reason)
+    if ended is None:
         states.request_cancel(account_id, task_id, reason)
+    runtime.announce(ended)
     task = get_task(account_id, task_id)
     # It may have finished on its own between our read and our update: that is "terminal".
     return task, task.terminal and task.status != "canceled"

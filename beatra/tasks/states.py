@@ -13,7 +13,8 @@ worker the sweeper gave up on can never change the row afterwards. Terminal rows
 Money moves exactly once: settle (success) and refund (failure, cancel) run in the same
 transaction as the transition out of an active state, and only when that UPDATE hit the row.
 The webhook callback's outbox row (beatra.webhooks.outbox) joins that transaction too, so a
-finished task always has its callback scheduled; the first attempt is sent after the commit.
+finished task always has its callback scheduled. A transition that ends a task returns `Ended`;
+the caller sends the callback's first attempt after the commit (TaskRuntime.announce).
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from beatra import metrics
 from beatra.billing import wallet
 from beatra.billing.money import ZERO
-from beatra.extensions import db
+from beatra.extensions import db, rowcount, table_of
 from beatra.tasks.models import Task
 from beatra.timeutil import utcnow
 from beatra.webhooks import outbox
 
-_t = Task.__table__
+_t = table_of(Task)
 
 
 class LostClaim(Exception):
@@ -45,6 +46,16 @@ class LostClaim(Exception):
 
 class CancelRequested(Exception):
     """The caller asked to cancel; the owner stops at this checkpoint."""
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A transition ended the task; `callback_due`: a webhook delivery was recorded with it and
+    its first attempt is the caller's to send."""
+
+    task_id: str
+    status: str
+    callback_due: bool
 
 
 @dataclass
@@ -95,7 +106,7 @@ def claim(task_id: str, *, lease_seconds: float) -> Claim | None:
             attempts=_t.c.attempts + case((_t.c.wake_at.is_not(None), 0), else_=1),
         )
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         db.session.rollback()
         return None
     db.session.commit()
@@ -122,13 +133,13 @@ def renew(tokens: list[str], *, lease_seconds: float) -> int:
         .values(lease_until=now + timedelta(seconds=lease_seconds), heartbeat_at=now)
     )
     db.session.commit()
-    return result.rowcount
+    return rowcount(result)
 
 
 def _owner_write(claim: Claim, values: dict[str, Any]) -> None:
     result = db.session.execute(update(_t).where(_owned(claim)).values(**values))
     db.session.commit()
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise LostClaim(claim.task_id)
 
 
@@ -179,9 +190,9 @@ def release(claim: Claim) -> None:
 
 
 def succeed(claim: Claim, *, output: dict[str, Any], usage: dict[str, Any],
-            charge: Decimal) -> bool:
+            charge: Decimal) -> Ended | None:
     """running → succeeded, capturing `charge` (at most the hold) and releasing the rest.
-    False when the task was canceled meanwhile or the claim was lost."""
+    None when the task was canceled meanwhile or the claim was lost."""
     now = utcnow()
     charge = min(charge, claim.reserved)
     result = db.session.execute(
@@ -192,24 +203,22 @@ def succeed(claim: Claim, *, output: dict[str, Any], usage: dict[str, Any],
                 claim_token=None, lease_until=None, wake_at=None,
                 progress={"stage": "succeeded", "percent": 100, "message": None})
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         db.session.rollback()
-        return False
-    _ended(claim.account_id, claim.task_id, "succeeded",
-           lambda: _settle_in_transaction(claim.account_id, claim.task_id, charge, usage))
+        return None
+    ended = _ended(claim.account_id, claim.task_id, "succeeded",
+                   lambda: _settle_in_transaction(claim.account_id, claim.task_id, charge, usage))
     metrics.record_charge(claim.capability, charge)  # after the commit: counted once
-    return True
+    return ended
 
 
-def _ended(account_id: str, task_id: str, status: str, commit_money: Callable[[], object]) -> None:
-    """The UPDATE ending the task is pending in the session: add the callback's outbox row,
-    let `commit_money` commit all of it with the wallet movement, then send the callback."""
+def _ended(account_id: str, task_id: str, status: str,
+           commit_money: Callable[[], object]) -> Ended:
+    """The UPDATE ending the task is pending in the session: add the callback's outbox row and
+    let `commit_money` commit all of it with the wallet movement."""
     recorded = outbox.record(account_id, task_id, status)
     commit_money()
-    if recorded:
-        from beatra.webhooks.delivery import kick
-
-        kick(task_id)
+    return Ended(task_id, status, callback_due=recorded)
 
 
 def _settle_in_transaction(account_id: str, task_id: str, charge: Decimal,
@@ -233,7 +242,7 @@ def _refund_in_transaction(account_id: str, task_id: str, amount: Decimal, reaso
     db.session.commit()
 
 
-def fail(claim: Claim, error: dict[str, Any]) -> bool:
+def fail(claim: Claim, error: dict[str, Any]) -> Ended | None:
     """running → failed with a refund of the whole hold."""
     result = db.session.execute(
         update(_t)
@@ -243,12 +252,11 @@ def fail(claim: Claim, error: dict[str, Any]) -> bool:
                 lease_until=None, wake_at=None,
                 progress={"stage": "failed", "percent": None, "message": error["message"]})
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         db.session.rollback()
-        return False
-    _ended(claim.account_id, claim.task_id, "failed", lambda: _refund_in_transaction(
+        return None
+    return _ended(claim.account_id, claim.task_id, "failed", lambda: _refund_in_transaction(
         claim.account_id, claim.task_id, claim.reserved, "task failed"))
-    return True
 
 
 def _canceled_values(now: datetime, reserved: Any) -> dict[str, Any]:
@@ -261,21 +269,20 @@ def _canceled_values(now: datetime, reserved: Any) -> dict[str, Any]:
     }
 
 
-def cancel_owned(claim: Claim) -> bool:
+def cancel_owned(claim: Claim) -> Ended | None:
     """running → canceled by its owner at a checkpoint, with a refund."""
     now = utcnow()
     values = _canceled_values(now, claim.reserved)
     values["warnings"] = claim.warnings
     result = db.session.execute(update(_t).where(_owned(claim)).values(**values))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         db.session.rollback()
-        return False
-    _ended(claim.account_id, claim.task_id, "canceled", lambda: _refund_in_transaction(
+        return None
+    return _ended(claim.account_id, claim.task_id, "canceled", lambda: _refund_in_transaction(
         claim.account_id, claim.task_id, claim.reserved, "task canceled"))
-    return True
 
 
-def cancel_now(account_id: str, task_id: str, reason: str | None) -> bool:
+def cancel_now(account_id: str, task_id: str, reason: str | None) -> Ended | None:
     """Cancel at once when no live worker owns the task: queued, parked for a delayed check,
     or its owner stopped renewing the lease. Refunds in the same transaction."""
     now = utcnow()
@@ -284,7 +291,7 @@ def cancel_now(account_id: str, task_id: str, reason: str | None) -> bool:
     ).scalar_one_or_none()
     if reserved is None:
         db.session.rollback()
-        return False
+        return None
     values = _canceled_values(now, _t.c.reserved_credits)
     values["cancel_reason"] = func.coalesce(_t.c.cancel_reason, reason)
     result = db.session.execute(
@@ -292,12 +299,11 @@ def cancel_now(account_id: str, task_id: str, reason: str | None) -> bool:
         .where(_t.c.id == task_id, _t.c.account_id == account_id, _claimable(now))
         .values(**values)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         db.session.rollback()
-        return False
-    _ended(account_id, task_id, "canceled",
-           lambda: _refund_in_transaction(account_id, task_id, reserved, "task canceled"))
-    return True
+        return None
+    return _ended(account_id, task_id, "canceled",
+                  lambda: _refund_in_transaction(account_id, task_id, reserved, "task canceled"))
 
 
 def request_cancel(account_id: str, task_id: str, reason: str | None) -> bool:
@@ -309,7 +315,7 @@ def request_cancel(account_id: str, task_id: str, reason: str | None) -> bool:
                 cancel_reason=func.coalesce(_t.c.cancel_reason, reason))
     )
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 # --- the sweeper's side ---------------------------------------------------------------------
@@ -355,4 +361,4 @@ def mark_requeued(task_id: str, *, requeue_seconds: float, lease_seconds: float)
         .values(enqueued_at=now)
     )
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1

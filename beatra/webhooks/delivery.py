@@ -12,20 +12,17 @@ import logging
 import random
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from beatra import jsonsafe
 from beatra.extensions import db
 from beatra.net import NetError, safe_request
 from beatra.tasks.models import Task
-from beatra.tasks.views import envelope
+from beatra.tasks.runtime import TaskRuntime
+from beatra.tasks.serialize import envelope
 from beatra.timeutil import utcnow
 from beatra.webhooks import outbox, signing
 from beatra.webhooks.endpoints import disable
 from beatra.webhooks.models import WebhookEndpoint
-
-if TYPE_CHECKING:
-    from beatra.tasks.runtime import TaskRuntime
 
 log = logging.getLogger(__name__)
 
@@ -99,23 +96,22 @@ def deliver(task_id: str, runtime: TaskRuntime) -> str | None:
     due = utcnow() + timedelta(seconds=delay)
     if outbox.finish(attempt, url=url, status="retrying", status_code=status_code, error=error,
                      next_attempt_at=due):
-        send(runtime, task_id, delay_seconds=delay)
+        runtime.send_webhook(task_id, delay_seconds=delay)
     log.info("webhook attempt failed; will retry",
              extra={"fields": {**fields, "retry_in_s": round(delay, 1)}})
     return "retrying"
 
 
-def send(runtime: TaskRuntime, task_id: str, *, delay_seconds: float = 0) -> None:
-    """Enqueue an attempt; if the broker is unreachable the sweeper sends it later."""
-    try:
-        runtime.enqueue_webhook(task_id, delay_seconds=delay_seconds)
-    except Exception:
-        log.exception("could not enqueue webhook delivery; the sweeper will",
-                      extra={"fields": {"task_id": task_id}})
-
-
-def kick(task_id: str) -> None:
-    """After the transaction that recorded a delivery has committed: send its first attempt."""
-    from beatra.tasks.runtime import current_runtime
-
-    send(current_runtime(), task_id)
+def resend_overdue(runtime: TaskRuntime) -> list[str]:
+    """The sweeper's part: re-send deliveries whose attempt is overdue and unowned (a lost
+    message). Returns the task ids whose delivery was re-sent."""
+    grace = runtime.settings.task_requeue_seconds
+    resent = []
+    for task_id in outbox.overdue(grace_seconds=grace):
+        if outbox.mark_requeued(task_id, grace_seconds=grace):
+            runtime.send_webhook(task_id)
+            resent.append(task_id)
+    if resent:
+        log.warning("re-sent lost webhook deliveries",
+                    extra={"fields": {"count": len(resent), "task_ids": resent[:20]}})
+    return resent

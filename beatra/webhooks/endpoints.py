@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, update
 
 from beatra.errors import invalid
-from beatra.extensions import db
+from beatra.extensions import db, rowcount
 from beatra.net import NetError, check_url
 from beatra.timeutil import isoformat, utcnow
 from beatra.webhooks.models import WebhookEndpoint
@@ -74,14 +74,14 @@ def rotate(account_id: str) -> str | None:
         update(WebhookEndpoint).where(WebhookEndpoint.account_id == account_id)
         .values(secret=secret, updated_at=utcnow()))
     db.session.commit()
-    return secret if result.rowcount == 1 else None
+    return secret if rowcount(result) == 1 else None
 
 
 def remove(account_id: str) -> bool:
     result = db.session.execute(
         delete(WebhookEndpoint).where(WebhookEndpoint.account_id == account_id))
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def disable(account_id: str, url: str, reason: str) -> bool:
@@ -93,7 +93,7 @@ def disable(account_id: str, url: str, reason: str) -> bool:
                WebhookEndpoint.status == "active")
         .values(status="disabled", disabled_reason=reason[:512], disabled_at=now, updated_at=now))
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def public_view(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[str, object]:

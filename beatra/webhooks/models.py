@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from beatra.extensions import db
+from beatra.extensions import Model
 from beatra.timeutil import utcnow
 
 ENDPOINT_STATUSES = ("active", "disabled")
@@ -17,7 +17,7 @@ OPEN_DELIVERY = ("pending", "retrying")
 LAST_ERROR_MAX = 512
 
 
-class WebhookEndpoint(db.Model):
+class WebhookEndpoint(Model):
     """The secret has to sign every delivery, so it is stored as issued (never logged)."""
 
     __tablename__ = "webhook_endpoints"
@@ -32,7 +32,7 @@ class WebhookEndpoint(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class WebhookDelivery(db.Model):
+class WebhookDelivery(Model):
     """Inserted in the same transaction that ends the task, so no callback is ever lost.
     `next_attempt_at` is when the next attempt is due (NULL once final); the sweeper re-sends
     the message for rows that are overdue. `claim_token` fences one attempt at a time."""

@@ -18,13 +18,13 @@ from sqlalchemy import and_, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from beatra.extensions import db
+from beatra.extensions import db, rowcount, table_of
 from beatra.timeutil import utcnow
 from beatra.webhooks.models import LAST_ERROR_MAX, OPEN_DELIVERY, WebhookDelivery, WebhookEndpoint
 from beatra.webhooks.signing import event_id
 
-_d = WebhookDelivery.__table__
-_e = WebhookEndpoint.__table__
+_d = table_of(WebhookDelivery)
+_e = table_of(WebhookEndpoint)
 # A delayed message may arrive a little before the stored time (clocks of two processes).
 _EARLY_SLACK = timedelta(seconds=1)
 
@@ -53,7 +53,7 @@ def reset(account_id: str, task_id: str, status: str, url: str) -> None:
               "delivered_at": None, "last_status_code": None, "last_error": None,
               "updated_at": now, "event_id": event_id(task_id, status)}
     result = db.session.execute(update(_d).where(_d.c.task_id == task_id).values(**values))
-    if result.rowcount == 0:
+    if rowcount(result) == 0:
         try:
             db.session.execute(insert(_d).values(task_id=task_id, account_id=account_id,
                                                  created_at=now, **values))
@@ -85,7 +85,7 @@ def claim(task_id: str, *, lease_seconds: float) -> Attempt | None:
         update(_d).where(_d.c.task_id == task_id, _claimable(now))
         .values(claim_token=token, lease_until=now + timedelta(seconds=lease_seconds)))
     db.session.commit()
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return None
     row = db.session.execute(
         select(_d.c.account_id, _d.c.event_id, _d.c.attempt_count, _d.c.claim_token)
@@ -119,7 +119,7 @@ def finish(attempt: Attempt, *, url: str | None, status: str, status_code: int |
         values["enqueued_at"] = now
     result = db.session.execute(update(_d).where(_owned(attempt)).values(**values))
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 # --- the sweeper's side ---------------------------------------------------------------------
@@ -149,7 +149,7 @@ def mark_requeued(task_id: str, *, grace_seconds: float) -> bool:
         update(_d).where(_d.c.task_id == task_id, _claimable(now), _stale(now, grace_seconds))
         .values(enqueued_at=now))
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def callbacks_for(task_ids: list[str]) -> dict[str, dict[str, object]]:

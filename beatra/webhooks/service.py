@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from beatra.errors import ApiError
 from beatra.tasks.models import Task
+from beatra.tasks.runtime import TaskRuntime
 from beatra.tasks.service import get_task
 from beatra.webhooks import endpoints, outbox
-from beatra.webhooks.delivery import kick
 
 
-def redeliver(account_id: str, task_id: str) -> Task:
+def redeliver(account_id: str, task_id: str, runtime: TaskRuntime) -> Task:
     """Start the task's callback over: attempt count 0, the same event id, sent now.
     404 for a task that is not the caller's; 409 while the task is still active; 422 when
     the account has no active webhook endpoint."""
@@ -24,5 +24,5 @@ def redeliver(account_id: str, task_id: str) -> Task:
         raise ApiError(422, "webhook_not_configured",
                        f"The account has {state}; PUT /v1/webhook-endpoint first.")
     outbox.reset(account_id, task.id, task.status, endpoint.url)
-    kick(task.id)
+    runtime.send_webhook(task.id)
     return get_task(account_id, task_id)

@@ -32,17 +32,13 @@ from tests.unit.tasks_helpers import (
     usage,
 )
 
-
-@pytest.fixture
-def app(make_app):
-    return make_app(**FAST)
+APP_SETTINGS = FAST
 
 
 @pytest.fixture
-def upstream():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_passthru("http://127.0.0.1")
-        yield mock
+def upstream(upstream):
+    upstream.add_passthru("http://127.0.0.1")  # media inputs fetched from a local server
+    return upstream
 
 
 def _sent_json(mock, index=0):

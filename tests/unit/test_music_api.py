@@ -38,15 +38,7 @@ SUNO_INFO = "http://suno.test/api/v1/generate/record-info"
 SONG = mp3_bytes(3.0)
 
 
-@pytest.fixture
-def app(make_app):
-    return make_app(**FAST)
-
-
-@pytest.fixture
-def upstream():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
+APP_SETTINGS = FAST
 
 
 def mm_reply(audio: str | None = None, code: int = 0, msg: str = "success") -> dict:

@@ -18,6 +18,19 @@ from tests.conftest import TEST_CATALOG, need_service
 from tests.unit.chat_helpers import UP_A, chunk, sse, user
 
 MODELS = "/v1/models"
+# 20 s into a one-minute window: every request of a test counts in the same window.
+PINNED = 1_800_000_020.0
+
+
+def _pinned() -> float:
+    return PINNED
+
+
+@pytest.fixture(autouse=True)
+def _pin_the_clock(monkeypatch):
+    """Every limiter built by an app in these tests counts in the PINNED window."""
+    monkeypatch.setattr("beatra.ratelimit.hooks.MemoryLimiter",
+                        lambda: MemoryLimiter(clock=_pinned))
 
 
 def _limits(app, key_id, *args):
@@ -38,9 +51,9 @@ def test_requests_per_minute_per_key(app, client, make_account):
     assert limited.status_code == 429
     err = limited.get_json()["error"]
     assert err["code"] == "rate_limited" and err["retryable"] is True
-    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert limited.headers["Retry-After"] == "40"  # the pinned window ends in 40 s
     assert limited.headers["X-RateLimit-Remaining"] == "0"
-    assert 1 <= int(limited.headers["X-RateLimit-Reset"]) <= 60
+    assert limited.headers["X-RateLimit-Reset"] == "40"
     # Another key is counted on its own; an unlimited key carries no limit headers.
     other = client.get(MODELS, headers=b.headers)
     assert other.status_code == 200 and "X-RateLimit-Limit" not in other.headers
@@ -98,8 +111,8 @@ def test_concurrent_streams_limit(app, account, ledger_ok):
     open_stream.close()  # the slot is released when the response closes
     third = client.post("/v1/chat/completions", json=body, headers=account.headers)
     assert third.status_code == 200
-    # Closed here, not by the garbage collector at some later point (e.g. inside ledger_ok's
-    # app context, whose session the relay's cleanup would then close under it).
+    # Close it here: left to the garbage collector, its stream_with_context generator pops its
+    # request context whenever it is collected, possibly inside another context (ledger_ok's).
     third.close()
 
 
@@ -120,7 +133,7 @@ def _redis_url() -> str:
 def test_redis_counts_are_shared_between_limiters():
     url = _redis_url()
     key = f"test-{uuid.uuid4().hex}"
-    one, two = RedisLimiter(url), RedisLimiter(url)  # as two processes would
+    one, two = RedisLimiter(url, _pinned), RedisLimiter(url, _pinned)  # as two processes
     try:
         counts = [lim.hit(key, 4, 0, None, 60).count for lim in (one, two, one, two, one)]
         assert counts == [1, 2, 3, 4, 5]
@@ -138,7 +151,7 @@ def test_redis_counts_are_shared_between_limiters():
 def test_redis_concurrent_hits_never_exceed_the_limit():
     url = _redis_url()
     key = f"test-{uuid.uuid4().hex}"
-    limiter = RedisLimiter(url)
+    limiter = RedisLimiter(url, _pinned)
     allowed: list[bool] = []
     lock = threading.Lock()
 
@@ -153,13 +166,9 @@ def test_redis_concurrent_hits_never_exceed_the_limit():
     for t in threads:
         t.join()
     try:
-        # The window may roll over mid-test; then more than 10 pass but never fewer.
-        assert allowed.count(True) >= 10 and len(allowed) == 30
+        assert allowed.count(True) == 10 and len(allowed) == 30
     finally:
         for name in limiter.client.scan_iter(f"{RedisLimiter.PREFIX}{key}:*"):
             limiter.client.delete(name)
 
 
-@pytest.fixture
-def app(make_app):
-    return make_app()

@@ -26,9 +26,7 @@ from tests.unit.tasks_helpers import (
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-def app(make_app):
-    return make_app(**FAST)
+APP_SETTINGS = FAST
 
 
 def _rows(app, account_id, specs):

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 import responses
 
-from beatra.tasks import handlers, service, states
+from beatra.runtime import HANDLERS
+from beatra.tasks import service, states
 from beatra.tasks.handlers import Done, Wait
 from beatra.tasks.pricing import PriceTable
 from beatra.tasks.runtime import runtime_for
@@ -32,16 +33,7 @@ from tests.unit.tasks_helpers import (
     task_row,
 )
 
-
-@pytest.fixture
-def app(make_app):
-    return make_app(**FAST)
-
-
-@pytest.fixture
-def upstream():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
+APP_SETTINGS = FAST
 
 
 def _past(seconds=600):
@@ -161,7 +153,7 @@ def test_cancel_when_the_owner_is_presumed_dead_is_immediate(app, client, accoun
 
 def _poll_handler(calls, finish_after=2, wait=0.05):
     def handler(ctx):
-        calls.append(ctx.attempt)
+        calls.append(ctx.attempts)
         polls = ctx.state.get("polls", 0)
         if polls < finish_after:
             return Wait(wait, state={**ctx.state, "polls": polls + 1})
@@ -176,13 +168,14 @@ def _submit_poll_task(app, account):
             account_id=account.account_id, capability="test.poll", requested_model="m",
             resolved_model="m", task_input={}, hold=Decimal("5"),
             prices=PriceTable({"image_count": Decimal("1")}, Decimal("100")))
+        runtime_for(app).send_task(task.id)
         return task.id
 
 
 def test_wait_parks_without_a_worker_and_wakes_up(app, client, account, monkeypatch,
                                                   ledger_ok):
     calls: list[int] = []
-    monkeypatch.setitem(handlers._loaded, "test.poll", _poll_handler(calls))
+    monkeypatch.setitem(HANDLERS, "test.poll", _poll_handler(calls))
     task_id = _submit_poll_task(app, account)
     task = finished(client, account, task_id)
     assert task["status"] == "succeeded" and task["output"] == {"polls": 2}
@@ -192,7 +185,7 @@ def test_wait_parks_without_a_worker_and_wakes_up(app, client, account, monkeypa
 
 
 def test_cancel_a_parked_task_is_immediate(app, client, account, monkeypatch, ledger_ok):
-    monkeypatch.setitem(handlers._loaded, "test.poll", _poll_handler([], wait=300))
+    monkeypatch.setitem(HANDLERS, "test.poll", _poll_handler([], wait=300))
     _, sent = hold_messages(app, monkeypatch)
     task_id = _submit_poll_task(app, account)
     run_step(app, task_id)
@@ -215,10 +208,10 @@ def test_crashing_steps_are_retried_then_fail_with_a_refund(make_app, monkeypatc
     steps: list[int] = []
 
     def crash(ctx):
-        steps.append(ctx.attempt)
+        steps.append(ctx.attempts)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setitem(handlers._loaded, "test.poll", crash)
+    monkeypatch.setitem(HANDLERS, "test.poll", crash)
     task_id = _submit_poll_task(app, acct)
     runtime_for(app).join(30)
     task = task_row(app, task_id)

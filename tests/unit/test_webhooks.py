@@ -12,7 +12,8 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from beatra.tasks import handlers, service
+from beatra.runtime import HANDLERS
+from beatra.tasks import service
 from beatra.tasks.handlers import Done
 from beatra.tasks.pricing import PriceTable
 from beatra.tasks.runtime import runtime_for
@@ -50,7 +51,9 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # shutdown() waits for the serving loop's next poll: keep it short (default 0.5 s)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
+                                       daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
@@ -73,9 +76,7 @@ def receiver_factory():
         r.close()
 
 
-@pytest.fixture
-def app(make_app):
-    return make_app(**LOCAL)
+APP_SETTINGS = LOCAL
 
 
 def _done_handler(ctx):
@@ -84,7 +85,7 @@ def _done_handler(ctx):
 
 @pytest.fixture(autouse=True)
 def _instant_handler(monkeypatch):
-    monkeypatch.setitem(handlers._loaded, "test.instant", _done_handler)
+    monkeypatch.setitem(HANDLERS, "test.instant", _done_handler)
 
 
 def _submit(app, account) -> str:
@@ -93,6 +94,7 @@ def _submit(app, account) -> str:
             account_id=account.account_id, capability="test.instant", requested_model="m",
             resolved_model="m", task_input={}, hold=Decimal("2"),
             prices=PriceTable({"image_count": Decimal("1")}, Decimal("100")))
+        runtime_for(app).send_task(task.id)
         return task.id
 
 
@@ -265,8 +267,8 @@ def test_sweeper_resends_a_lost_delivery(app, client, account, receiver_factory,
     from sqlalchemy import update
 
     from beatra.extensions import db
-    from beatra.tasks.sweeper import sweep_webhooks
     from beatra.timeutil import utcnow
+    from beatra.webhooks.delivery import resend_overdue
     from beatra.webhooks.models import WebhookDelivery
 
     receiver = receiver_factory()
@@ -280,14 +282,14 @@ def test_sweeper_resends_a_lost_delivery(app, client, account, receiver_factory,
     assert lost == [task_id] and receiver.requests == []  # the message vanished
     assert get(client, account, task_id)["callback"]["status"] == "pending"
     monkeypatch.undo()
-    monkeypatch.setitem(handlers._loaded, "test.instant", _done_handler)
+    monkeypatch.setitem(HANDLERS, "test.instant", _done_handler)
     with app.app_context():
         past = utcnow() - timedelta(seconds=600)
         db.session.execute(update(WebhookDelivery).values(next_attempt_at=past,
                                                           enqueued_at=past))
         db.session.commit()
-        assert sweep_webhooks(runtime) == [task_id]
-        assert sweep_webhooks(runtime) == []  # stamped: one message per period
+        assert resend_overdue(runtime) == [task_id]
+        assert resend_overdue(runtime) == []  # stamped: one message per period
     task = finished(client, account, task_id)
     assert task["callback"]["status"] == "delivered" and len(receiver.requests) == 1
 
@@ -346,6 +348,7 @@ def test_stored_text_with_a_lone_surrogate_never_blocks_a_delivery(
             account_id=account.account_id, capability="test.instant", requested_model="m",
             resolved_model="m", task_input={"prompt": "odd \udc00 text"}, hold=Decimal("2"),
             prices=PriceTable({"image_count": Decimal("1")}, Decimal("100"))).id
+        runtime_for(app).send_task(task_id)
     task = finished(client, account, task_id)
     assert task["callback"]["status"] == "delivered", task["callback"]
     resp = client.post(f"/v1/tasks/{task_id}/callback/redeliver", headers=account.headers)

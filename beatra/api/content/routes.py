@@ -80,7 +80,8 @@ def content(artifact_id: str) -> Response:
     if_range = request.if_range
     range_applies = wanted is not None and (
         not request.headers.get("If-Range") or if_range.etag == etag)
-    if range_applies and wanted.units == "bytes" and len(wanted.ranges) == 1:
+    if range_applies and wanted is not None and wanted.units == "bytes" and len(
+            wanted.ranges) == 1:
         bounds = wanted.range_for_length(size)
         if bounds is None:
             raise ApiError(416, "range_not_satisfiable",

@@ -8,10 +8,10 @@ from flask_smorest import Blueprint
 
 from beatra.api.docs import REQUEST_ID_HEADER, operation
 from beatra.api.images.schemas import ImageToImageRequestSchema, TextToImageRequestSchema
+from beatra.api.tasks.accepted import accepted
 from beatra.api.tasks.schemas import TaskEnvelopeSchema
 from beatra.auth import current_caller
 from beatra.images import service
-from beatra.tasks import views
 
 blp = Blueprint("images", __name__, url_prefix="/v1/images")
 
@@ -28,7 +28,7 @@ _ERRORS = {
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def generations(body: dict[str, Any]) -> dict[str, Any]:
     """Generate images from a text prompt"""
-    return views.envelope(service.submit_text_to_image(current_caller().account_id, body))
+    return accepted(service.submit_text_to_image(current_caller().account_id, body))
 
 
 @blp.route("/image-to-image", methods=["POST"])
@@ -37,4 +37,4 @@ def generations(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def image_to_image(body: dict[str, Any]) -> dict[str, Any]:
     """Generate images from a reference image"""
-    return views.envelope(service.submit_image_to_image(current_caller().account_id, body))
+    return accepted(service.submit_image_to_image(current_caller().account_id, body))

@@ -12,6 +12,7 @@ from marshmallow import Schema, fields
 from beatra.api.docs import REQUEST_ID_HEADER, operation
 from beatra.errors import not_found
 from beatra.music import callbacks
+from beatra.runtime import current_runtime
 
 blp = Blueprint("callbacks", __name__, url_prefix="/v1/callbacks")
 
@@ -37,4 +38,4 @@ def suno_callback(query: dict[str, Any]) -> dict[str, Any]:
     if not callbacks.valid(query["task"], query["sig"]):
         raise not_found("No such callback.")
     body = request.get_json(silent=True)
-    return {"ok": True, "woken": callbacks.handle(query["task"], body)}
+    return {"ok": True, "woken": callbacks.handle(query["task"], body, current_runtime())}

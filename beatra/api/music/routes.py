@@ -12,10 +12,10 @@ from beatra.api.music.schemas import (
     ReferenceAudioToMusicRequestSchema,
     TextToMusicRequestSchema,
 )
+from beatra.api.tasks.accepted import accepted
 from beatra.api.tasks.schemas import TaskEnvelopeSchema
 from beatra.auth import current_caller
 from beatra.music import service
-from beatra.tasks import views
 
 blp = Blueprint("music", __name__, url_prefix="/v1/music")
 
@@ -31,7 +31,7 @@ _ERRORS = {
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def text_to_music(body: dict[str, Any]) -> dict[str, Any]:
     """Generate music from a prompt and/or lyrics"""
-    return views.envelope(service.submit_text_to_music(current_caller().account_id, body))
+    return accepted(service.submit_text_to_music(current_caller().account_id, body))
 
 
 @blp.route("/reference-audio-to-music", methods=["POST"])
@@ -41,5 +41,5 @@ def text_to_music(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def reference_audio_to_music(body: dict[str, Any]) -> dict[str, Any]:
     """Generate music from a reference audio"""
-    return views.envelope(service.submit_reference_audio_to_music(
-        current_caller().account_id, body))
+    return accepted(service.submit_reference_audio_to_music(current_caller().account_id,
+                                                            body))

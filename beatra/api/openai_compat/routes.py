@@ -31,6 +31,7 @@ from beatra.api.uploads.schemas import MultipartParser
 from beatra.auth import current_caller
 from beatra.errors import invalid
 from beatra.images import service
+from beatra.runtime import current_runtime
 from beatra.storage.service import save_artifact
 from beatra.tasks import service as tasks
 from beatra.tasks.models import Task
@@ -79,7 +80,13 @@ def _answer(task: Task, replayed: bool, response_format: str,
 def _run(params: dict[str, Any], submit: Callable[[dict[str, Any]], Task]) -> Response:
     request_body, warnings = mapping.beatra_request(params)
     account_id = current_caller().account_id
-    task, replayed = submission.submit_once(account_id, lambda: submit(request_body))
+
+    def submit_and_send() -> Task:
+        task = submit(request_body)  # committed as queued; the message goes after the commit
+        current_runtime().send_task(task.id)
+        return task
+
+    task, replayed = submission.submit_once(account_id, submit_and_send)
     return _answer(task, replayed, params.get("response_format") or "url", warnings)
 
 

@@ -54,10 +54,11 @@ class OpenAIImageGenerateSchema(_ImageParams):
 
 
 class OpenAIImageEditFormSchema(_ImageParams):
-    image = fields.List(FileField(), load_default=list, metadata={
+    image: fields.Field = fields.List(FileField(), load_default=list, metadata={
         "description": "One input image (or several parts named `image`)."})
-    images = fields.List(FileField(), data_key="image[]", load_default=list, metadata={
-        "description": f"Input images as the SDKs send a list; 1..{MAX_EDIT_IMAGES} in all."})
+    images: fields.Field = fields.List(
+        FileField(), data_key="image[]", load_default=list, metadata={
+            "description": f"Input images as the SDKs send a list; 1..{MAX_EDIT_IMAGES} in all."})
     input_fidelity = fields.String(load_default=None, allow_none=True)
     mask = FileField(load_default=None, allow_none=True,
                      metadata={"description": "Not supported (422)."})

@@ -18,7 +18,8 @@ from beatra.api.tasks.schemas import (
     expand_fields,
 )
 from beatra.auth import current_caller
-from beatra.tasks import service, views
+from beatra.runtime import current_runtime
+from beatra.tasks import serialize, service
 from beatra.webhooks import service as webhooks_service
 
 blp = Blueprint("tasks", __name__, url_prefix="/v1")
@@ -48,7 +49,7 @@ def list_tasks(**args: Any) -> dict[str, Any]:
         created_after=args.get("created_after"), created_before=args.get("created_before"),
         limit=args["limit"], cursor=args.get("cursor"), order=args["order"],
     )
-    data = views.render(page.tasks, expand_fields(args.get("expand")))
+    data = serialize.render(page.tasks, expand_fields(args.get("expand")))
     return {"data": data, "next_cursor": page.next_cursor, "has_more": page.has_more}
 
 
@@ -57,7 +58,7 @@ def list_tasks(**args: Any) -> dict[str, Any]:
 @blp.response(200, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER)
 def get_task(task_id: str) -> dict[str, Any]:
     """Get a task by id"""
-    return views.envelope(service.get_task(current_caller().account_id, task_id))
+    return serialize.envelope(service.get_task(current_caller().account_id, task_id))
 
 
 @blp.route("/tasks/<id:task_id>/cancel", methods=["POST"])
@@ -72,8 +73,9 @@ def get_task(task_id: str) -> dict[str, Any]:
                               "is already canceled, a running one stops at its next checkpoint)")
 def cancel_task(body: dict[str, Any], task_id: str) -> tuple[dict[str, Any], int]:
     """Cancel a task (best-effort)"""
-    task, was_terminal = service.cancel(current_caller().account_id, task_id, body.get("reason"))
-    return views.envelope(task), 200 if was_terminal else 202
+    task, was_terminal = service.cancel(current_caller().account_id, task_id, body.get("reason"),
+                                      current_runtime())
+    return serialize.envelope(task), 200 if was_terminal else 202
 
 
 @blp.route("/tasks/<id:task_id>/callback/redeliver", methods=["POST"])
@@ -92,4 +94,5 @@ def redeliver_callback(task_id: str) -> dict[str, Any]:
     Starts the finished task's webhook delivery over (attempt count 0, same `webhook-id`) and
     sends it now.
     """
-    return views.envelope(webhooks_service.redeliver(current_caller().account_id, task_id))
+    return serialize.envelope(webhooks_service.redeliver(current_caller().account_id, task_id,
+                                                    current_runtime()))

@@ -22,7 +22,7 @@ from marshmallow import (
 
 from beatra.catalog.capabilities import CAPABILITIES
 from beatra.tasks.models import STATUSES
-from beatra.tasks.views import EXPANDABLE
+from beatra.tasks.serialize import EXPANDABLE
 
 _DECIMAL = r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$"
 _LIST_FIELDS = ("status", "capability")
@@ -128,7 +128,7 @@ CANCEL_BODY_DOC = {
 }
 
 
-# --- responses (documentation; beatra.tasks.views builds the dicts) ----------------------
+# --- responses (documentation; beatra.tasks.serialize builds the dicts) ----------------------
 
 
 class TaskProgressSchema(Schema):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask_smorest import Blueprint
 
 from beatra.api.docs import REQUEST_ID_HEADER, operation
@@ -18,7 +17,7 @@ from beatra.api.uploads.schemas import (
     UploadResponseSchema,
 )
 from beatra.auth import current_caller
-from beatra.config import Settings
+from beatra.config import Settings, current_settings
 from beatra.storage.service import artifact_view, list_uploads, save_artifact
 
 # Multipart framing and the small form fields ride on top of the file itself.
@@ -62,7 +61,7 @@ def upload(form: dict[str, Any]) -> tuple[dict[str, Any], int]:
     artifact, created = save_artifact(
         caller.account_id, stream, purpose=form["purpose"],
         declared_media_type=form["media_type"], metadata=form["metadata"],
-        max_bytes=current_app.extensions["beatra.settings"].upload_max_bytes,
+        max_bytes=current_settings().upload_max_bytes,
     )
     return artifact_view(artifact), 201 if created else 200
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 
 from beatra.billing.money import fmt
 from beatra.catalog.registry import current_catalog
+from beatra.config import current_settings
 from beatra.extensions import db
 from beatra.storage.models import Artifact
 from beatra.storage.service import content_url
@@ -25,7 +25,7 @@ EXPANDABLE = ("output", "usage", "billing", "callback", "input")
 
 
 def _links(task: Task) -> dict[str, Any]:
-    base = current_app.extensions["beatra.settings"].public_url
+    base = current_settings().public_url
     own = f"{base}/v1/tasks/{task.id}"
     return {"self": own, "cancel": None if task.terminal else f"{own}/cancel"}
 
