@@ -189,6 +189,9 @@ def _task_states(stack: TaskStack, ids: set[str]) -> Counter[str]:
     return Counter(status for task_id, status in rows if task_id in ids)
 
 
+REAP_SECONDS = float(os.environ.get("SOAK_REAP_SECONDS", "20"))
+
+
 def main() -> int:
     minutes = float(os.environ.get("SOAK_MINUTES", "10"))
     concurrency = int(os.environ.get("SOAK_CONCURRENCY", "12"))
@@ -209,6 +212,8 @@ def main() -> int:
             "PROMETHEUS_MULTIPROC_DIR": str(work / "prometheus"),
             "BEATRA_WEBHOOK_RETRY_SCHEDULE": "1,2,4,8,15",
             "BEATRA_LOG_LEVEL": "WARNING",
+            # Chat holds of killed web workers are reaped after this (the default is 900 s).
+            "BEATRA_HOLD_REAP_SECONDS": str(REAP_SECONDS),
         })
         stack.migrate()
         stack.start_sandbox()
@@ -310,6 +315,15 @@ def main() -> int:
         try:
             wait_until(lambda: webhooks_missing() == 0, timeout=120, interval=1,
                        what="every webhook")
+        except AssertionError as exc:
+            print(f"soak: {exc}", file=sys.stderr)
+
+        def open_holds() -> int:
+            return int(_sql(stack, "SELECT count(*) FROM holds WHERE settled_at IS NULL")[0][0])
+
+        try:  # holds of work killed mid-flight: reaped once their lease runs out
+            wait_until(lambda: open_holds() == 0, timeout=REAP_SECONDS * 3 + 60, interval=1,
+                       what="every hold to settle")
         except AssertionError as exc:
             print(f"soak: {exc}", file=sys.stderr)
 
