@@ -165,9 +165,7 @@ def reap_expired() -> list[str]:
     """Settle every open hold whose lease ran out (its owner is gone) for what its last renewal
     recorded; returns their ids. Safe to run in many processes at once."""
     reaped = []
-    for hold in wallet.expired_holds(utcnow()):
-        accrued = wallet.accrued_of(hold.id)
-        db.session.rollback()
+    for hold, accrued in wallet.expired_holds(utcnow()):
         charged = wallet.settle(hold, accrued, own=True,
                                 reason="hold lease expired: its request's process stopped")
         if charged is not None:
@@ -185,6 +183,6 @@ def stale_holds(grace_seconds: float) -> list[tuple[str, str]]:
     ended. What `credits audit` reports."""
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
     stale = [(h.id, "lease expired; the sweeper has not settled it")
-             for h in wallet.expired_holds(cutoff, limit=10_000)]
+             for h, _ in wallet.expired_holds(cutoff, limit=10_000)]
     stale += [(hold_id, f"its task {ref} has ended") for hold_id, ref in wallet.ended_task_holds()]
     return stale

@@ -264,14 +264,15 @@ def open_holds(account_id: str | None = None) -> list[Hold]:
     return list(db.session.scalars(query))
 
 
-def expired_holds(now: datetime, limit: int = 500) -> list[HeldCredits]:
-    """Open holds whose lease ran out: their owner is gone (see beatra.billing.holds)."""
+def expired_holds(now: datetime, limit: int = 500) -> list[tuple[HeldCredits, Decimal]]:
+    """(hold, recorded accrual) of open holds whose lease ran out: their owner is gone (see
+    beatra.billing.holds)."""
     rows = db.session.execute(
         select(_holds).where(_holds.c.settled_at.is_(None), _holds.c.lease_until < now)
         .order_by(_holds.c.lease_until).limit(limit)
     ).all()
     db.session.rollback()  # end the read transaction; each settlement has its own
-    return [_hold_from_row(row) for row in rows]
+    return [(_hold_from_row(row), row.accrued) for row in rows]
 
 
 def ended_task_holds() -> list[tuple[str, str]]:
@@ -283,12 +284,6 @@ def ended_task_holds() -> list[tuple[str, str]]:
                tasks.c.status.in_(("succeeded", "failed", "canceled")))
     ).all()
     return [(row.id, row.ref) for row in rows]
-
-
-def accrued_of(hold_id: str) -> Decimal:
-    value = db.session.execute(select(_holds.c.accrued).where(_holds.c.id == hold_id)
-                               ).scalar_one_or_none()
-    return value or ZERO
 
 
 _RENEW = (

@@ -102,14 +102,7 @@ def _before() -> Response | None:
     if isinstance(outcome, store.Owned):
         g.idempotency = outcome
         return None
-    if outcome.fingerprint != fp:
-        raise ApiError(422, "idempotency_key_reused",
-                       f"This {KEY_HEADER} was already used with a different request body.",
-                       param=f"/{KEY_HEADER}")
-    if outcome.status != "completed":
-        raise ApiError(409, "idempotency_conflict",
-                       f"A request with this {KEY_HEADER} is still in progress.",
-                       retryable=True, headers={"Retry-After": "1"})
+    require_replayable(outcome, fp)
     resp = Response(outcome.response_body or b"", status=outcome.response_status)
     for name, value in (outcome.response_headers or {}).items():
         resp.headers[name] = value
@@ -196,3 +189,16 @@ class _Tee:
                 db.session.remove()
         except Exception:
             log.exception("could not record a streamed idempotent response")
+
+
+def require_replayable(outcome: store.Found, fp: str) -> None:
+    """A key held by another request: 422 if its body differed, 409 while it is unfinished;
+    otherwise its stored answer may be replayed."""
+    if outcome.fingerprint != fp:
+        raise ApiError(422, "idempotency_key_reused",
+                       f"This {KEY_HEADER} was already used with a different request body.",
+                       param=f"/{KEY_HEADER}")
+    if outcome.status != "completed":
+        raise ApiError(409, "idempotency_conflict",
+                       f"A request with this {KEY_HEADER} is still in progress.",
+                       retryable=True, headers={"Retry-After": "1"})

@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 from flask import current_app, request
 
-from beatra.errors import ApiError, invalid
+from beatra.errors import invalid
 from beatra.extensions import db
 from beatra.idempotency import store
-from beatra.idempotency.hooks import KEY_HEADER, KEY_MAX, fingerprint
+from beatra.idempotency.hooks import KEY_HEADER, KEY_MAX, fingerprint, require_replayable
 from beatra.tasks import service as tasks
 from beatra.tasks.models import Task
 
@@ -62,13 +62,6 @@ def submit_once(account_id: str, submit: Callable[[], Task]) -> tuple[Task, bool
         store.complete(outcome, 202, {"Content-Type": "application/json"},
                        orjson.dumps({"task_id": task.id}))
         return task, False
-    if outcome.fingerprint != fp:
-        raise ApiError(422, "idempotency_key_reused",
-                       f"This {KEY_HEADER} was already used with a different request body.",
-                       param=f"/{KEY_HEADER}")
-    if outcome.status != "completed":
-        raise ApiError(409, "idempotency_conflict",
-                       f"A request with this {KEY_HEADER} is still in progress.",
-                       retryable=True, headers={"Retry-After": "1"})
+    require_replayable(outcome, fp)
     task_id = orjson.loads(outcome.response_body or b"{}").get("task_id")
     return tasks.get_task(account_id, task_id), True
