@@ -94,5 +94,4 @@ def redeliver_callback(task_id: str) -> dict[str, Any]:
     Starts the finished task's webhook delivery over (attempt count 0, same `webhook-id`) and
     sends it now.
     """
-    return serialize.envelope(webhooks_service.redeliver(current_caller().account_id, task_id,
-                                                    current_runtime()))
+    return webhooks_service.redeliver(current_caller().account_id, task_id, current_runtime())
