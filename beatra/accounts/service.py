@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from beatra import fastsql
 from beatra.accounts.models import Account, ApiKey
 from beatra.billing import wallet
 from beatra.billing.models import Wallet
@@ -163,20 +164,21 @@ def authenticate(presented: str) -> Caller | None:
     prefix, sep, _ = presented[len(KEY_PREFIX):].partition("_")
     if not sep or len(prefix) != _PREFIX_LEN:
         return None
-    with db.engine.connect() as conn:  # one indexed read; no session bookkeeping per request
-        row = conn.execute(_lookup, {"prefix": prefix}).first()
+    with fastsql.transaction(db.engine) as tx:  # one indexed read, prebuilt (hot path)
+        row = tx.first(_lookup, {"prefix": prefix})
     # Hash even on a miss so timing does not reveal which prefixes exist.
     digest = _hash(presented)
     if row is None:
         hmac.compare_digest(digest, "0" * 64)
         return None
-    if not hmac.compare_digest(digest, row.secret_hash) or row.revoked_at is not None:
+    key_id, account_id, secret_hash, revoked_at, rpm_limit, stream_limit, expires_at = row
+    if not hmac.compare_digest(digest, secret_hash) or revoked_at is not None:
         return None
-    if expired(row.expires_at):
+    if expired(expires_at):
         return None
-    _note_use(row.id)
-    return Caller(account_id=row.account_id, key_id=row.id, rpm_limit=row.rpm_limit,
-                  stream_limit=row.stream_limit)
+    _note_use(key_id)
+    return Caller(account_id=account_id, key_id=key_id, rpm_limit=rpm_limit,
+                  stream_limit=stream_limit)
 
 
 def set_key_limits(key_id: str, values: dict[str, int | None]) -> ApiKey | None:

@@ -27,11 +27,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, column, func, insert, select, table, update
 
+from beatra import fastsql
 from beatra.accounts.models import ApiKey
 from beatra.billing.models import Hold, LedgerEntry, Wallet
 from beatra.billing.money import ZERO, Credits, check_range, quantize
 from beatra.errors import ApiError
-from beatra.extensions import db, table_of
+from beatra.extensions import db, rowcount, table_of
 from beatra.ids import new_id
 from beatra.timeutil import utcnow
 
@@ -102,19 +103,35 @@ def create_wallet(account_id: str) -> None:
     db.session.execute(insert(_wallets).values(account_id=account_id, balance=ZERO))
 
 
+class _SessionMovement:
+    """A movement inside the request's session (see `_transaction`)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def execute(self, statement: Any, params: Any) -> int:
+        return rowcount(self.session.execute(statement, params))
+
+    def first(self, statement: Any, params: Any) -> Any:
+        return self.session.execute(statement, params).first()
+
+
+_Movement = _SessionMovement | fastsql.RawTransaction
+
+
 @contextmanager
-def _transaction(own: bool) -> Iterator[Any]:
+def _transaction(own: bool) -> Iterator[_Movement]:
     """Where a movement runs. Default: in the request's session, committing it, so pending
     changes there (a task row, a state transition) land atomically with the movement.
-    own=True: a short Core transaction on its own pooled connection; cheaper, used by the
-    chat hot path and the sweeper, which have nothing else to commit."""
+    own=True: a short transaction of prebuilt statements on its own pooled DB-API connection
+    (beatra.fastsql); the chat hot path and the sweeper, which have nothing else to commit."""
     if own:
-        with db.engine.begin() as conn:
-            yield conn
+        with fastsql.transaction(db.engine) as raw:
+            yield raw
         return
     session = db.session
     try:
-        yield session
+        yield _SessionMovement(session)
     except BaseException:
         session.rollback()
         raise
@@ -155,6 +172,7 @@ _KEY_SETTLE = (
             spent=_keys.c.spent + bindparam("charge", type_=Credits()))
 )
 _KEY_EXISTS = select(_keys.c.id).where(_keys.c.id == bindparam("key"))
+_BALANCE = select(_wallets.c.balance).where(_wallets.c.account_id == bindparam("account"))
 
 
 def grant(account_id: str, amount: Decimal, *, reason: str | None = None,
@@ -163,12 +181,12 @@ def grant(account_id: str, amount: Decimal, *, reason: str | None = None,
     if amount <= 0:
         raise ValueError("grant amount must be positive")
     with _transaction(own=False) as tx:
-        result = tx.execute(_ADD, {"account": account_id, "amount": amount})
-        if result.rowcount != 1:
+        if tx.execute(_ADD, {"account": account_id, "amount": amount}) != 1:
             raise LookupError(f"no wallet for account {account_id}")
         # Our row lock makes this read our own update; out of range rolls the grant back.
-        check_range(tx.execute(select(_wallets.c.balance).where(
-            _wallets.c.account_id == account_id)).scalar_one(), "the resulting balance")
+        row = tx.first(_BALANCE, {"account": account_id})
+        assert row is not None  # the UPDATE above found the wallet
+        check_range(row[0], "the resulting balance")
         tx.execute(_RECORD, [_entry(None, account_id, "grant", amount, ref, reason)])
 
 
@@ -183,23 +201,22 @@ def reserve(account_id: str, amount: Decimal, ref: str | None = None, *, kind: s
     hold = HeldCredits(hold_id, account_id, amount, ref or hold_id, attribution)
     now = utcnow()
     with _transaction(own) as tx:
-        result = tx.execute(_TAKE_IF_COVERED, {"account": account_id, "amount": amount})
-        if result.rowcount != 1:
+        if tx.execute(_TAKE_IF_COVERED, {"account": account_id, "amount": amount}) != 1:
             raise InsufficientBalance(amount)
         if attribution.key_id is not None:
-            result = tx.execute(_KEY_HOLD_IF_WITHIN_LIMIT,
-                                {"key": attribution.key_id, "amount": amount})
-            if result.rowcount != 1:  # raising rolls the wallet's UPDATE back too
-                if tx.execute(_KEY_EXISTS, {"key": attribution.key_id}).first() is None:
+            held = tx.execute(_KEY_HOLD_IF_WITHIN_LIMIT,
+                              {"key": attribution.key_id, "amount": amount})
+            if held != 1:  # raising rolls the wallet's UPDATE back too
+                if tx.first(_KEY_EXISTS, {"key": attribution.key_id}) is None:
                     raise LookupError(f"no API key {attribution.key_id}")
                 raise InsufficientBalance(amount, KEY_CREDIT_LIMIT)
-        tx.execute(_OPEN_HOLD, [{
+        tx.execute(_OPEN_HOLD, {
             "id": hold_id, "account_id": account_id, "kind": kind, "amount": amount,
             "ref": hold.ref, "request_id": attribution.request_id, "key_id": attribution.key_id,
             "capability": attribution.capability, "model": attribution.model, "accrued": ZERO,
             "lease_until": now + timedelta(seconds=lease_seconds) if lease_seconds else None,
-            "created_at": now, "settled_at": None}])
-        tx.execute(_RECORD, [_entry(hold, account_id, "reserve", -amount, hold.ref, None)])
+            "created_at": now, "settled_at": None})
+        tx.execute(_RECORD, _entry(hold, account_id, "reserve", -amount, hold.ref, None))
     return hold
 
 
@@ -211,8 +228,7 @@ def settle(hold: HeldCredits, charge: Decimal, *, reason: str | None = None,
     nothing moves (pending session changes are still committed unless own=True)."""
     charge = min(quantize(charge), hold.amount)
     with _transaction(own) as tx:
-        closed = tx.execute(_CLOSE_HOLD, {"hold": hold.id, "now": utcnow(), "charge": charge})
-        if closed.rowcount != 1:
+        if tx.execute(_CLOSE_HOLD, {"hold": hold.id, "now": utcnow(), "charge": charge}) != 1:
             return None
         tx.execute(_ADD, {"account": hold.account_id, "amount": hold.amount - charge})
         _settle_key(tx, hold, charge)
@@ -226,17 +242,16 @@ def settle(hold: HeldCredits, charge: Decimal, *, reason: str | None = None,
 def refund(hold: HeldCredits, reason: str | None = None, *, own: bool = False) -> bool:
     """Give a whole hold back (failed or canceled work). False when it was already settled."""
     with _transaction(own) as tx:
-        closed = tx.execute(_CLOSE_HOLD, {"hold": hold.id, "now": utcnow(), "charge": ZERO})
-        if closed.rowcount != 1:
+        if tx.execute(_CLOSE_HOLD, {"hold": hold.id, "now": utcnow(), "charge": ZERO}) != 1:
             return False
         tx.execute(_ADD, {"account": hold.account_id, "amount": hold.amount})
         _settle_key(tx, hold, ZERO)
-        tx.execute(_RECORD, [_entry(hold, hold.account_id, "refund", hold.amount, hold.ref,
-                                    reason)])
+        tx.execute(_RECORD, _entry(hold, hold.account_id, "refund", hold.amount, hold.ref,
+                                   reason))
     return True
 
 
-def _settle_key(tx: Any, hold: HeldCredits, charge: Decimal) -> None:
+def _settle_key(tx: _Movement, hold: HeldCredits, charge: Decimal) -> None:
     """The key's side of closing a hold: its held part leaves, the captured part is spent."""
     if hold.attribution.key_id is not None:
         tx.execute(_KEY_SETTLE, {"key": hold.attribution.key_id, "amount": hold.amount,

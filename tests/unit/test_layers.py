@@ -23,14 +23,15 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "beatra"
 
 ENTRY = {"beatra", "beatra.cli", "beatra.devserver", "beatra.tasks.worker", "beatra.models",
-         "beatra.runtime", "beatra.ops", "beatra.gunicorn_errors"}
+         "beatra.runtime", "beatra.ops", "beatra.gunicorn_errors", "beatra.gunicorn_writes"}
 LAYERS = [  # top to bottom
     {"beatra.api", "beatra.console"},
     {"beatra.accounts", "beatra.auth", "beatra.chat", "beatra.idempotency", "beatra.images",
      "beatra.media_inputs", "beatra.music", "beatra.ratelimit", "beatra.tasks",
      "beatra.webhooks"},
     {"beatra.billing", "beatra.catalog", "beatra.net", "beatra.providers", "beatra.storage"},
-    {"beatra.config", "beatra.errors", "beatra.extensions", "beatra.ids", "beatra.localprocs",
+    {"beatra.config", "beatra.errors", "beatra.extensions", "beatra.fastsql", "beatra.ids",
+     "beatra.localprocs",
      "beatra.logs", "beatra.request_id", "beatra.timeutil", "beatra.metrics",
      "beatra.accesslog", "beatra.jsonsafe", "beatra.pagination", "beatra.devenv"},
 ]

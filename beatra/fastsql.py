@@ -1,0 +1,145 @@
+"""Hot-path SQL: Core statements compiled once per dialect, run on a raw DB-API connection.
+
+SQLAlchemy's per-execute machinery (cache key, execution context, result wrapping) costs
+about 100 µs a statement here, more than SQLite takes to run one; a chat call runs nine. The
+statements stay SQLAlchemy constructs (one definition for SQLite and Postgres, each column
+type's own bind and result conversion); only their execution skips the layers in between.
+Driver errors come out as SQLAlchemy's DBAPIError subclasses, like everywhere else, and a
+connection the database dropped is invalidated so the pool does not hand it out again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement, Select
+from sqlalchemy.sql.compiler import SQLCompiler
+
+Params = Mapping[str, Any]
+_Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]  # bind names in placeholder order (positional paramstyles)
+    positional: bool
+    processors: tuple[tuple[str, _Processor], ...]  # bind name -> the type's conversion
+    columns: tuple[_Processor | None, ...]  # result conversion per selected column
+
+    def bind(self, params: Params) -> Any:
+        values = dict(params)
+        for name, convert in self.processors:
+            if name in values:
+                values[name] = convert(values[name])
+        if self.positional:
+            return tuple(values[name] for name in self.names)
+        return values
+
+
+_cache: dict[tuple[int, str, tuple[str, ...]], _Compiled] = {}
+
+
+def _compile(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
+    cache_key = (id(statement), dialect.name, keys)
+    found = _cache.get(cache_key)
+    if found is not None:
+        return found
+    # column_keys: an INSERT names exactly the columns given (every one, defaults included).
+    compiled = cast(SQLCompiler, statement.compile(
+        dialect=dialect, column_keys=list(keys) if keys else None))
+    processors = []
+    for name, bind in compiled.binds.items():
+        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if convert is not None:
+            processors.append((name, convert))
+    columns: tuple[_Processor | None, ...] = ()
+    if isinstance(statement, Select):
+        columns = tuple(col.type.dialect_impl(dialect).result_processor(dialect, None)
+                        for col in statement.selected_columns)
+    found = _Compiled(compiled.string, tuple(compiled.positiontup or ()), dialect.positional,
+                      tuple(processors), columns)
+    _cache[cache_key] = found
+    return found
+
+
+class RawTransaction:
+    """One transaction on one pooled DB-API connection (see `transaction`)."""
+
+    def __init__(self, connection: Any, dialect: Dialect) -> None:
+        self._connection = connection
+        self._cursor = connection.cursor()
+        self._dialect = dialect
+
+    def execute(self, statement: ClauseElement, params: Params | Sequence[Params]) -> int:
+        """Run a statement (a list of parameter sets: executemany); the rows it matched."""
+        if isinstance(params, Mapping):
+            compiled = _compile(statement, self._dialect, _insert_keys(statement, params))
+            self._run(compiled.sql, compiled.bind(params), many=False)
+        else:
+            compiled = _compile(statement, self._dialect, _insert_keys(statement, params[0]))
+            self._run(compiled.sql, [compiled.bind(p) for p in params], many=True)
+        return int(self._cursor.rowcount)
+
+    def first(self, statement: Select[Any], params: Params) -> tuple[Any, ...] | None:
+        """The first row of a SELECT, its columns converted by their types, or None."""
+        compiled = _compile(statement, self._dialect, ())
+        self._run(compiled.sql, compiled.bind(params), many=False)
+        row = self._cursor.fetchone()
+        if row is None:
+            return None
+        return tuple(convert(value) if convert is not None else value
+                     for convert, value in zip(compiled.columns, row, strict=True))
+
+    def _run(self, sql: str, params: Any, *, many: bool) -> None:
+        try:
+            if many:
+                self._cursor.executemany(sql, params)
+            else:
+                self._cursor.execute(sql, params)
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise _translated(exc, sql, params, self._connection, self._cursor,
+                              self._dialect) from exc
+
+
+def _insert_keys(statement: ClauseElement, params: Params) -> tuple[str, ...]:
+    return tuple(params) if getattr(statement, "is_insert", False) else ()
+
+
+def _translated(exc: Any, sql: str, params: Any, connection: Any, cursor: Any,
+                dialect: Dialect) -> DBAPIError:
+    disconnected = dialect.is_disconnect(exc, connection, cursor)
+    if disconnected:
+        connection.invalidate(exc)
+    return cast(DBAPIError, DBAPIError.instance(
+        sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=disconnected,
+        dialect=dialect))
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[RawTransaction]:
+    """Commit on success, roll back on any exception, and return the connection to the pool."""
+    dialect = engine.dialect
+    connection = engine.raw_connection()
+    try:
+        tx = RawTransaction(connection, dialect)
+        yield tx
+        try:
+            connection.commit()
+        except dialect.loaded_dbapi.Error as exc:
+            raise _translated(exc, "COMMIT", None, connection, None, dialect) from exc
+    except BaseException:
+        if connection.is_valid:
+            try:
+                connection.rollback()
+            except dialect.loaded_dbapi.Error:
+                connection.invalidate()  # unusable; the pool opens a fresh one
+        raise
+    finally:
+        connection.close()
