@@ -1,6 +1,8 @@
 """Pooled HTTP for upstream calls: one requests adapter (urllib3 pool) per process.
 
-`post()` hands a ready PreparedRequest straight to the adapter. requests' Session layer
+Under gevent (gunicorn's gevent worker), `post()` goes through geventhttpclient
+(beatra.providers.gevent_http), several times cheaper per call. Elsewhere it hands a ready
+PreparedRequest straight to the adapter. requests' Session layer
 (environment/proxy merging, cookie jars, hooks, redirects) costs ~0.3 ms a call and does
 nothing an upstream call needs; no proxies or .netrc are consulted (trust_env off), which is
 also what we want for upstream traffic. The pool is sized for many concurrent greenlets.
@@ -9,6 +11,7 @@ also what we want for upstream traffic. The pool is sized for many concurrent gr
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 import requests
@@ -16,6 +19,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from beatra.config import UPSTREAM_POOL_SIZE
+from beatra.providers import gevent_http
 
 USER_AGENT = "beatra/0.1"
 
@@ -54,9 +58,18 @@ def upstream_session() -> requests.Session:
     return _session
 
 
+def _gevent_native() -> bool:
+    """Whether this process runs under gevent (its socket module patched)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("socket"))
+
+
 def post(url: str, body: bytes, headers: dict[str, str], *,
          timeout: tuple[float, float], stream: bool) -> requests.Response:
     """POST without following redirects; the caller closes the response."""
+    if _gevent_native():
+        return gevent_http.post(url, body, {**headers, "User-Agent": USER_AGENT},
+                                timeout=timeout, stream=stream, pool_size=UPSTREAM_POOL_SIZE)
     request = requests.PreparedRequest()
     request.method = "POST"
     request.url = url
