@@ -32,10 +32,12 @@ errorlog = "-"
 
 
 def post_worker_init(worker):
-    # 400/414/431 that gunicorn answers itself carry our error envelope (beatra.gunicorn_errors).
-    from beatra.gunicorn_errors import install
+    # 400/414/431 that gunicorn answers itself carry our error envelope (beatra.gunicorn_errors);
+    # a response's head and first body bytes leave in one write (beatra.gunicorn_writes).
+    from beatra import gunicorn_errors, gunicorn_writes
 
-    install(worker)
+    gunicorn_errors.install(worker)
+    gunicorn_writes.install(worker)
 # --- logs: one JSON object per line ------------------------------------------------------------
 
 
