@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lock run test lint typecheck bench soak clean
+.PHONY: install lock run test lint typecheck bench bench-peers soak clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,22 @@ typecheck: install
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# The peers `make bench` compares beatra with, when installed (it never installs them itself):
+# Portkey from bench/peers/portkey/package-lock.json (npm ci, Node 20+; install scripts not run)
+# and LiteLLM into its own venv from bench/peers/litellm-requirements.txt (every version pinned).
+PEERS := bench/peers
+bench-peers: $(PEERS)/portkey/node_modules/.installed $(PEERS)/litellm-venv/.installed
+
+$(PEERS)/portkey/node_modules/.installed: $(PEERS)/portkey/package-lock.json
+	cd $(PEERS)/portkey && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+$(PEERS)/litellm-venv/.installed: $(PEERS)/litellm-requirements.txt
+	$(PYTHON) -m venv $(PEERS)/litellm-venv
+	$(PEERS)/litellm-venv/bin/pip install -q --upgrade pip
+	$(PEERS)/litellm-venv/bin/pip install -q -r $<
+	touch $@
 
 # Mixed load + faults against throwaway Postgres/Redis, then reconciliation (bench/soak.py).
 SOAK_MINUTES ?= 10

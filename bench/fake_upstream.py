@@ -16,11 +16,12 @@ import os
 
 STREAM_CHUNKS = int(os.environ.get("BENCH_STREAM_CHUNKS", "20"))
 STREAM_SECONDS = float(os.environ.get("BENCH_STREAM_SECONDS", "5"))
+CANNED_REPLY = "Hello from bench."  # the non-streaming answer: seeing it proves a relay
 
 _COMPLETION = json.dumps({
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000,
     "model": "bench-model", "system_fingerprint": "fp_bench",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from bench."},
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": CANNED_REPLY},
                  "finish_reason": "stop", "logprobs": None}],
     "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
 }).encode()
