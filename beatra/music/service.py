@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from beatra.catalog.model import Model
-from beatra.catalog.registry import current_catalog, servable
-from beatra.errors import ApiError, invalid
+from beatra.catalog.registry import NOT_OFFERED, current_catalog, model_unavailable, servable
+from beatra.errors import invalid
 from beatra.media_inputs import resolve_media_input
 from beatra.music import options, pricing
 from beatra.music.options import FAMILY_OF_KIND, MINIMAX, SUNO, MusicPlan
@@ -33,10 +33,6 @@ _INPUT_KEYS = ("model", "prompt", "lyrics", "instrumental", "title", "model_opti
 # Reference audio length each family accepts (seconds); catalog limits may narrow it
 # (`limits.reference_min_seconds`, `limits.reference_max_seconds`).
 REFERENCE_SECONDS = {MINIMAX: (6, 360), SUNO: (1, 480)}
-
-
-def model_unavailable(message: str, *, retryable: bool) -> ApiError:
-    return ApiError(503, "model_unavailable", message, retryable=retryable)
 
 
 def family_of(model: Model) -> str | None:
@@ -66,20 +62,17 @@ def choose_model(capability: str, request: dict[str, Any],
     if requested != AUTO:
         model = catalog.model(requested)
         if model is None or not model.has(capability) or family_of(model) is None:
-            raise model_unavailable(f"Model '{requested}' is not offered by this deployment.",
-                                    retryable=False)
+            raise model_unavailable(None, name=requested, message=NOT_OFFERED)
         if not servable(model):
-            raise model_unavailable(f"Model '{requested}' has no upstream available right now.",
-                                    retryable=any(r.provider.configured for r in model.routes))
+            raise model_unavailable(model, with_retry_after=False)
         return model, []
     families, reason = _preference(request, cover)
     candidates = [m for f in families for m in catalog.models_for(capability)
                   if family_of(m) == f]
     ready = [m for m in candidates if servable(m)]
     if not ready:
-        raise model_unavailable(
-            "No music model can serve this request right now.",
-            retryable=any(r.provider.configured for m in candidates for r in m.routes))
+        raise model_unavailable(None, message="No music model can serve this request right now.",
+                                among=candidates, with_retry_after=False)
     model = ready[0]
     return model, [options.warning("auto_routed", f"model 'auto' was routed to {model.id} "
                                    f"(for {reason}).", "model")]
