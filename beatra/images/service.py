@@ -52,24 +52,25 @@ def _check_prompt(prompt: str) -> None:
         raise invalid("prompt must contain some text.", "/prompt")
 
 
-def _submit(account_id: str, capability: str, request: dict[str, Any], model: Model,
-            warnings: list[dict[str, Any]], task_input: dict[str, Any],
+def _submit(account_id: str, key_id: str | None, capability: str, request: dict[str, Any],
+            model: Model, warnings: list[dict[str, Any]], task_input: dict[str, Any],
             input_images: int) -> Task:
     plan, clamped = options.plan(request, model)
     prices = PriceTable.of(model, current_catalog().credits_per_usd)
     hold = estimate(hold_meters(request["prompt"], plan, input_images, model), prices)
     return tasks.submit(
-        account_id=account_id, capability=capability, requested_model=request["model"],
-        resolved_model=model.id, task_input=task_input, hold=hold, prices=prices,
-        warnings=warnings + clamped, state={"plan": plan.to_state()},
+        account_id=account_id, key_id=key_id, capability=capability,
+        requested_model=request["model"], resolved_model=model.id, task_input=task_input,
+        hold=hold, prices=prices, warnings=warnings + clamped, state={"plan": plan.to_state()},
     )
 
 
-def submit_text_to_image(account_id: str, request: dict[str, Any]) -> Task:
+def submit_text_to_image(account_id: str, request: dict[str, Any], *,
+                         key_id: str | None) -> Task:
     _check_prompt(request["prompt"])
     model, warnings = choose_model(TEXT_TO_IMAGE, request["model"])
     task_input = {k: request[k] for k in _OPTION_KEYS}
-    return _submit(account_id, TEXT_TO_IMAGE, request, model, warnings, task_input, 0)
+    return _submit(account_id, key_id, TEXT_TO_IMAGE, request, model, warnings, task_input, 0)
 
 
 def _input_ref(account_id: str, spec: dict[str, Any], param: str) -> dict[str, Any]:
@@ -86,7 +87,8 @@ def _input_ref(account_id: str, spec: dict[str, Any], param: str) -> dict[str, A
     return ref
 
 
-def submit_image_to_image(account_id: str, request: dict[str, Any]) -> Task:
+def submit_image_to_image(account_id: str, request: dict[str, Any], *,
+                          key_id: str | None) -> Task:
     _check_prompt(request["prompt"])
     model, warnings = choose_model(IMAGE_TO_IMAGE, request["model"])
     extra = request.get("extra_images") or []
@@ -95,5 +97,5 @@ def submit_image_to_image(account_id: str, request: dict[str, Any]) -> Task:
                   for i, spec in enumerate(extra)]
     task_input = {k: request[k] for k in _OPTION_KEYS}
     task_input.update(image=image, extra_images=extra_refs)
-    return _submit(account_id, IMAGE_TO_IMAGE, request, model, warnings, task_input,
+    return _submit(account_id, key_id, IMAGE_TO_IMAGE, request, model, warnings, task_input,
                    1 + len(extra_refs))

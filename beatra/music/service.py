@@ -122,7 +122,8 @@ def _reference(account_id: str, spec: dict[str, Any], model: Model,
     return ref
 
 
-def _submit(account_id: str, capability: str, request: dict[str, Any]) -> Task:
+def _submit(account_id: str, key_id: str | None, capability: str,
+            request: dict[str, Any]) -> Task:
     cover = capability == REFERENCE_AUDIO_TO_MUSIC
     options.check_common(request)
     options.check_metadata(request.get("metadata"))
@@ -140,17 +141,19 @@ def _submit(account_id: str, capability: str, request: dict[str, Any]) -> Task:
     prices = PriceTable.of(model, current_catalog().credits_per_usd)
     hold = estimate(pricing.hold_meters(plan, model), prices)
     return tasks.submit(
-        account_id=account_id, capability=capability, requested_model=request["model"],
-        resolved_model=model.id, task_input=task_input, hold=hold, prices=prices,
-        warnings=warnings, metadata=request.get("metadata") or None,
+        account_id=account_id, key_id=key_id, capability=capability,
+        requested_model=request["model"], resolved_model=model.id, task_input=task_input,
+        hold=hold, prices=prices, warnings=warnings, metadata=request.get("metadata") or None,
         state={"plan": plan.to_state()},
     )
 
 
-def submit_text_to_music(account_id: str, request: dict[str, Any]) -> Task:
-    return _submit(account_id, TEXT_TO_MUSIC, request)
+def submit_text_to_music(account_id: str, request: dict[str, Any], *,
+                         key_id: str | None) -> Task:
+    return _submit(account_id, key_id, TEXT_TO_MUSIC, request)
 
 
-def submit_reference_audio_to_music(account_id: str, request: dict[str, Any]) -> Task:
-    return _submit(account_id, REFERENCE_AUDIO_TO_MUSIC, request)
+def submit_reference_audio_to_music(account_id: str, request: dict[str, Any], *,
+                                    key_id: str | None) -> Task:
+    return _submit(account_id, key_id, REFERENCE_AUDIO_TO_MUSIC, request)
 

@@ -165,8 +165,8 @@ def _poll_handler(calls, finish_after=2, wait=0.05):
 def _submit_poll_task(app, account):
     with app.test_request_context():
         task = service.submit(
-            account_id=account.account_id, capability="test.poll", requested_model="m",
-            resolved_model="m", task_input={}, hold=Decimal("5"),
+            account_id=account.account_id, key_id=None, capability="test.poll",
+            requested_model="m", resolved_model="m", task_input={}, hold=Decimal("5"),
             prices=PriceTable({"image_count": Decimal("1")}, Decimal("100")))
         runtime_for(app).send_task(task.id)
         return task.id

@@ -91,8 +91,8 @@ def _instant_handler(monkeypatch):
 def _submit(app, account) -> str:
     with app.test_request_context():
         task = service.submit(
-            account_id=account.account_id, capability="test.instant", requested_model="m",
-            resolved_model="m", task_input={}, hold=Decimal("2"),
+            account_id=account.account_id, key_id=None, capability="test.instant",
+            requested_model="m", resolved_model="m", task_input={}, hold=Decimal("2"),
             prices=PriceTable({"image_count": Decimal("1")}, Decimal("100")))
         runtime_for(app).send_task(task.id)
         return task.id
@@ -345,8 +345,9 @@ def test_stored_text_with_a_lone_surrogate_never_blocks_a_delivery(
     _register(client, account, receiver.url)
     with app.test_request_context():
         task_id = service.submit(
-            account_id=account.account_id, capability="test.instant", requested_model="m",
-            resolved_model="m", task_input={"prompt": "odd \udc00 text"}, hold=Decimal("2"),
+            account_id=account.account_id, key_id=None, capability="test.instant",
+            requested_model="m", resolved_model="m", task_input={"prompt": "odd \udc00 text"},
+            hold=Decimal("2"),
             prices=PriceTable({"image_count": Decimal("1")}, Decimal("100"))).id
         runtime_for(app).send_task(task_id)
     task = finished(client, account, task_id)
