@@ -9,21 +9,21 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from beatra.billing.money import Credits
-from beatra.extensions import db
+from beatra.extensions import Model
 from beatra.timeutil import utcnow
 
 # BIGINT on Postgres, INTEGER (the rowid alias, so autoincrement works) on SQLite.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class Wallet(db.Model):
+class Wallet(Model):
     __tablename__ = "wallets"
 
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
     balance: Mapped[Decimal] = mapped_column(Credits(), default=Decimal(0))
 
 
-class LedgerEntry(db.Model):
+class LedgerEntry(Model):
     """One money movement. Kinds: grant, reserve, capture, release, refund.
 
     Signed amount: what the movement did to the balance. Rows are never updated or deleted.
@@ -50,7 +50,7 @@ class LedgerEntry(db.Model):
     output_tokens: Mapped[int | None] = mapped_column(BigInteger(), default=None)
 
 
-class Hold(db.Model):
+class Hold(Model):
     """One reservation of credits, open until settled (captured and/or released) exactly once.
 
     kind "chat": owned by a live request that renews `lease_until` and records `accrued` (what

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask import current_app
 
 from beatra.catalog.circuits import breaker
 from beatra.catalog.model import Catalog, Model, Route
+from beatra.errors import ApiError
 
 EXTENSION_KEY = "beatra.catalog"
 
@@ -33,3 +36,28 @@ def retry_after(model: Model) -> int | None:
     waits = [w for r in model.routes if r.provider.configured
              if (w := breaker.retry_after(r)) is not None]
     return min(waits) if waits else None
+
+
+NO_UPSTREAM = "Model '{name}' has no upstream available right now."
+NOT_OFFERED = "Model '{name}' is not offered by this deployment."
+
+
+def model_unavailable(model: Model | None, *, name: str | None = None,
+                      message: str = NO_UPSTREAM, among: Iterable[Model] | None = None,
+                      with_retry_after: bool = True) -> ApiError:
+    """503 `model_unavailable` for `model` (or, with `model=None`, for the `name` asked for).
+
+    `message` is formatted with `name` (default: the model's id). The error is retryable when
+    one of `among` (default: the model itself) has a configured provider key: an open circuit
+    closes by itself, a missing key will not. With `with_retry_after`, a retryable error also
+    carries Retry-After: the seconds until the first of those models may be tried (else 1).
+    """
+    models = list(among) if among is not None else [model] if model is not None else []
+    configured = any(r.provider.configured for m in models for r in m.routes)
+    headers = None
+    if with_retry_after and configured:
+        waits = [w for m in models if (w := retry_after(m)) is not None]
+        headers = {"Retry-After": str(min(waits) if waits else 1)}
+    label = name or (model.id if model is not None else "")
+    return ApiError(503, "model_unavailable", message.format(name=label),
+                    retryable=configured, headers=headers)

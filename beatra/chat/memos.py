@@ -9,10 +9,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from beatra.chat.models import ReasoningMemo
-from beatra.extensions import db
+from beatra.extensions import db, table_of
 from beatra.timeutil import utcnow
 
-_table = ReasoningMemo.__table__
+_table = table_of(ReasoningMemo)
 _MAX_ID = 128
 # A tool-call turn older than this is not continued in practice; older memos are pruned.
 RETENTION = timedelta(days=7)

@@ -12,11 +12,11 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from beatra.extensions import db
+from beatra.extensions import Model
 from beatra.timeutil import utcnow
 
 
-class ReasoningMemo(db.Model):
+class ReasoningMemo(Model):
     __tablename__ = "reasoning_memos"
 
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from beatra.catalog.model import Catalog, Model
-from beatra.catalog.registry import retry_after, servable
+from beatra.catalog.registry import model_unavailable, servable
 from beatra.chat.pricing import prices_for
-from beatra.errors import ApiError, invalid
+from beatra.errors import invalid
+
+__all__ = ["AUTO", "CAPABILITY", "model_unavailable", "required_features", "resolve_model"]
 
 CAPABILITY = "chat.completions"
 AUTO = "auto"
@@ -64,13 +66,3 @@ def resolve_model(catalog: Catalog, request: dict[str, Any]) -> Model:
         raise model_unavailable(model)
     return model
 
-
-def model_unavailable(model: Model, *, name: str | None = None) -> ApiError:
-    """503 for a model none of whose routes can be tried now. Open circuits fix themselves
-    (Retry-After says when); a model with no configured key at all will not."""
-    configured = any(r.provider.configured for r in model.routes)
-    wait = retry_after(model)
-    return ApiError(503, "model_unavailable",
-                    f"Model '{name or model.id}' has no upstream available right now.",
-                    retryable=configured,
-                    headers={"Retry-After": str(wait or 1)} if configured else None)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from beatra.catalog.model import Model
-from beatra.catalog.registry import current_catalog, servable
-from beatra.errors import ApiError, invalid
+from beatra.catalog.registry import NOT_OFFERED, current_catalog, model_unavailable, servable
+from beatra.errors import invalid
 from beatra.images import options
 from beatra.images.pricing import hold_meters
 from beatra.media_inputs import resolve_media_input
@@ -27,10 +27,6 @@ INPUT_MIME_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp
 _OPTION_KEYS = ("model", "prompt", "quality", "aspect_ratio", "output_format", "n")
 
 
-def model_unavailable(name: str, message: str, *, retryable: bool) -> ApiError:
-    return ApiError(503, "model_unavailable", message.format(name=name), retryable=retryable)
-
-
 def choose_model(capability: str, requested: str) -> tuple[Model, list[dict[str, Any]]]:
     """The catalog model to run, and an `auto_routed` warning when the caller said auto."""
     catalog = current_catalog()
@@ -38,20 +34,16 @@ def choose_model(capability: str, requested: str) -> tuple[Model, list[dict[str,
         ready = [m for m in catalog.models_for(capability) if servable(m)]
         if not ready:
             raise model_unavailable(
-                "auto", "No image model can serve this request right now.",
-                retryable=any(r.provider.configured for m in catalog.models_for(capability)
-                              for r in m.routes))
+                None, message="No image model can serve this request right now.",
+                among=catalog.models_for(capability), with_retry_after=False)
         chosen = ready[0]
         return chosen, [options.warning("auto_routed",
                                         f"model 'auto' was routed to {chosen.id}.", "model")]
     model = catalog.model(requested)
     if model is None or not model.has(capability):
-        raise model_unavailable(requested, "Model '{name}' is not offered by this deployment.",
-                                retryable=False)
+        raise model_unavailable(None, name=requested, message=NOT_OFFERED)
     if not servable(model):
-        # No configured key will not fix itself; an open circuit will.
-        raise model_unavailable(requested, "Model '{name}' has no upstream available right now.",
-                                retryable=any(r.provider.configured for r in model.routes))
+        raise model_unavailable(model, with_retry_after=False)
     return model, []
 
 
@@ -60,24 +52,25 @@ def _check_prompt(prompt: str) -> None:
         raise invalid("prompt must contain some text.", "/prompt")
 
 
-def _submit(account_id: str, capability: str, request: dict[str, Any], model: Model,
-            warnings: list[dict[str, Any]], task_input: dict[str, Any],
+def _submit(account_id: str, key_id: str | None, capability: str, request: dict[str, Any],
+            model: Model, warnings: list[dict[str, Any]], task_input: dict[str, Any],
             input_images: int) -> Task:
     plan, clamped = options.plan(request, model)
     prices = PriceTable.of(model, current_catalog().credits_per_usd)
     hold = estimate(hold_meters(request["prompt"], plan, input_images, model), prices)
     return tasks.submit(
-        account_id=account_id, capability=capability, requested_model=request["model"],
-        resolved_model=model.id, task_input=task_input, hold=hold, prices=prices,
-        warnings=warnings + clamped, state={"plan": plan.to_state()},
+        account_id=account_id, key_id=key_id, capability=capability,
+        requested_model=request["model"], resolved_model=model.id, task_input=task_input,
+        hold=hold, prices=prices, warnings=warnings + clamped, state={"plan": plan.to_state()},
     )
 
 
-def submit_text_to_image(account_id: str, request: dict[str, Any]) -> Task:
+def submit_text_to_image(account_id: str, request: dict[str, Any], *,
+                         key_id: str | None) -> Task:
     _check_prompt(request["prompt"])
     model, warnings = choose_model(TEXT_TO_IMAGE, request["model"])
     task_input = {k: request[k] for k in _OPTION_KEYS}
-    return _submit(account_id, TEXT_TO_IMAGE, request, model, warnings, task_input, 0)
+    return _submit(account_id, key_id, TEXT_TO_IMAGE, request, model, warnings, task_input, 0)
 
 
 def _input_ref(account_id: str, spec: dict[str, Any], param: str) -> dict[str, Any]:
@@ -94,7 +87,8 @@ def _input_ref(account_id: str, spec: dict[str, Any], param: str) -> dict[str, A
     return ref
 
 
-def submit_image_to_image(account_id: str, request: dict[str, Any]) -> Task:
+def submit_image_to_image(account_id: str, request: dict[str, Any], *,
+                          key_id: str | None) -> Task:
     _check_prompt(request["prompt"])
     model, warnings = choose_model(IMAGE_TO_IMAGE, request["model"])
     extra = request.get("extra_images") or []
@@ -103,5 +97,5 @@ def submit_image_to_image(account_id: str, request: dict[str, Any]) -> Task:
                   for i, spec in enumerate(extra)]
     task_input = {k: request[k] for k in _OPTION_KEYS}
     task_input.update(image=image, extra_images=extra_refs)
-    return _submit(account_id, IMAGE_TO_IMAGE, request, model, warnings, task_input,
+    return _submit(account_id, key_id, IMAGE_TO_IMAGE, request, model, warnings, task_input,
                    1 + len(extra_refs))

@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from beatra.catalog.model import Model
-from beatra.catalog.registry import current_catalog, servable
-from beatra.errors import ApiError, invalid
+from beatra.catalog.registry import NOT_OFFERED, current_catalog, model_unavailable, servable
+from beatra.errors import invalid
 from beatra.media_inputs import resolve_media_input
 from beatra.music import options, pricing
 from beatra.music.options import FAMILY_OF_KIND, MINIMAX, SUNO, MusicPlan
@@ -33,10 +33,6 @@ _INPUT_KEYS = ("model", "prompt", "lyrics", "instrumental", "title", "model_opti
 # Reference audio length each family accepts (seconds); catalog limits may narrow it
 # (`limits.reference_min_seconds`, `limits.reference_max_seconds`).
 REFERENCE_SECONDS = {MINIMAX: (6, 360), SUNO: (1, 480)}
-
-
-def model_unavailable(message: str, *, retryable: bool) -> ApiError:
-    return ApiError(503, "model_unavailable", message, retryable=retryable)
 
 
 def family_of(model: Model) -> str | None:
@@ -66,20 +62,17 @@ def choose_model(capability: str, request: dict[str, Any],
     if requested != AUTO:
         model = catalog.model(requested)
         if model is None or not model.has(capability) or family_of(model) is None:
-            raise model_unavailable(f"Model '{requested}' is not offered by this deployment.",
-                                    retryable=False)
+            raise model_unavailable(None, name=requested, message=NOT_OFFERED)
         if not servable(model):
-            raise model_unavailable(f"Model '{requested}' has no upstream available right now.",
-                                    retryable=any(r.provider.configured for r in model.routes))
+            raise model_unavailable(model, with_retry_after=False)
         return model, []
     families, reason = _preference(request, cover)
     candidates = [m for f in families for m in catalog.models_for(capability)
                   if family_of(m) == f]
     ready = [m for m in candidates if servable(m)]
     if not ready:
-        raise model_unavailable(
-            "No music model can serve this request right now.",
-            retryable=any(r.provider.configured for m in candidates for r in m.routes))
+        raise model_unavailable(None, message="No music model can serve this request right now.",
+                                among=candidates, with_retry_after=False)
     model = ready[0]
     return model, [options.warning("auto_routed", f"model 'auto' was routed to {model.id} "
                                    f"(for {reason}).", "model")]
@@ -129,7 +122,8 @@ def _reference(account_id: str, spec: dict[str, Any], model: Model,
     return ref
 
 
-def _submit(account_id: str, capability: str, request: dict[str, Any]) -> Task:
+def _submit(account_id: str, key_id: str | None, capability: str,
+            request: dict[str, Any]) -> Task:
     cover = capability == REFERENCE_AUDIO_TO_MUSIC
     options.check_common(request)
     options.check_metadata(request.get("metadata"))
@@ -147,17 +141,19 @@ def _submit(account_id: str, capability: str, request: dict[str, Any]) -> Task:
     prices = PriceTable.of(model, current_catalog().credits_per_usd)
     hold = estimate(pricing.hold_meters(plan, model), prices)
     return tasks.submit(
-        account_id=account_id, capability=capability, requested_model=request["model"],
-        resolved_model=model.id, task_input=task_input, hold=hold, prices=prices,
-        warnings=warnings, metadata=request.get("metadata") or None,
+        account_id=account_id, key_id=key_id, capability=capability,
+        requested_model=request["model"], resolved_model=model.id, task_input=task_input,
+        hold=hold, prices=prices, warnings=warnings, metadata=request.get("metadata") or None,
         state={"plan": plan.to_state()},
     )
 
 
-def submit_text_to_music(account_id: str, request: dict[str, Any]) -> Task:
-    return _submit(account_id, TEXT_TO_MUSIC, request)
+def submit_text_to_music(account_id: str, request: dict[str, Any], *,
+                         key_id: str | None) -> Task:
+    return _submit(account_id, key_id, TEXT_TO_MUSIC, request)
 
 
-def submit_reference_audio_to_music(account_id: str, request: dict[str, Any]) -> Task:
-    return _submit(account_id, REFERENCE_AUDIO_TO_MUSIC, request)
+def submit_reference_audio_to_music(account_id: str, request: dict[str, Any], *,
+                                    key_id: str | None) -> Task:
+    return _submit(account_id, key_id, REFERENCE_AUDIO_TO_MUSIC, request)
 

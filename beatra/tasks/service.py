@@ -11,7 +11,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import g
 from sqlalchemy import select
 
 from beatra.billing import wallet
@@ -36,6 +35,7 @@ def task_id_for(created_at: datetime) -> str:
 def submit(
     *,
     account_id: str,
+    key_id: str | None,
     capability: str,
     requested_model: str,
     resolved_model: str,
@@ -47,7 +47,8 @@ def submit(
     state: dict[str, Any] | None = None,
 ) -> Task:
     """Create a queued task holding `hold` credits; the caller sends its message
-    (TaskRuntime.send_task) once this returns.
+    (TaskRuntime.send_task) once this returns. `key_id` (the API key that asked; None without
+    one) is recorded on the hold and its ledger rows.
 
     The row and the hold commit together; InsufficientBalance (402) leaves nothing behind. If
     the message is never sent the sweeper sends it later.
@@ -67,11 +68,9 @@ def submit(
     task_id = task.id
     db.session.add(task)
     if hold > 0:
-        caller = g.get("caller")
         wallet.reserve(account_id, hold, task_id, kind="task",  # commits the row with the hold
-                       attribution=wallet.Attribution(
-                           caller.key_id if caller is not None else None, task.request_id,
-                           capability, resolved_model))
+                       attribution=wallet.Attribution(key_id, task.request_id, capability,
+                                                      resolved_model))
     else:
         db.session.commit()
     return task

@@ -16,13 +16,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
+import pytest
 import requests
 from flask import Flask
 
 from beatra.localprocs import child_pids as children
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, running
 
 T = TypeVar("T")
 
@@ -33,6 +34,20 @@ FAST_TASKS = {
     "BEATRA_TASK_SWEEP_SECONDS": "1",
     "BEATRA_TASK_REQUEUE_SECONDS": "3",
 }
+
+
+# The task modules' `stack` fixture params: tasks in the web process, or (a `services` test)
+# separate Dramatiq workers on Redis.
+TASK_MODES = ["embedded", pytest.param("redis", marks=pytest.mark.services)]
+
+
+def task_stack(request: Any, tmp_path_factory: Any, name: str,
+               **options: Any) -> Iterator[TaskStack]:
+    """A TaskStack (`running`) in the mode `request.param` names (one of TASK_MODES), in a
+    fresh directory `name-mode`; `options` go to TaskStack (catalog, env, threads)."""
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    return running(TaskStack(tmp_path_factory.mktemp(f"{name}-{request.param}"),
+                             redis_url=redis_url, **options))
 
 
 def wait_until(check: Callable[[], T | None], *, timeout: float = 30, interval: float = 0.1,
@@ -68,10 +83,9 @@ class TaskStack(Stack):
 
     # --- processes ---------------------------------------------------------------------
 
-    def start(self, web_workers: int = 1) -> TaskStack:
-        self.migrate()
-        self.start_sandbox()
-        self.start_gateway(workers=web_workers)
+    def start(self, web_workers: int = 1) -> Self:
+        """Stack.start, and in Redis mode the task workers."""
+        super().start(web_workers)
         if self.redis_url:
             self.start_task_workers()
         return self

@@ -1,5 +1,9 @@
 """Real processes on loopback for end-to-end tests: the sandbox upstream, gunicorn with the
-gevent worker, and the operator CLI, all against one temporary SQLite database."""
+gevent worker, and the operator CLI, all against one temporary SQLite database.
+
+A module-scoped `stack` fixture is `yield from running(...)` (or `chat_stack(...)`, the chat
+modules' setup); what differs between modules (directory name, catalog, environment) is
+passed in."""
 
 from __future__ import annotations
 
@@ -8,14 +12,17 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, Self, TypeVar
 
 from beatra import localprocs
 from beatra.localprocs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+# The chat modules' catalog: sandbox chat models, and a `dead` provider at DEAD_UPSTREAM_URL.
+CHAT_CATALOG = ROOT / "tests" / "catalogs" / "e2e_chat.yaml"
 
 
 def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
@@ -87,12 +94,23 @@ class Stack:
             {"BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)})
         wait_http(f"{self.url}/v1/health", proc, log)
 
-    def create_account(self, credits: str = "100", name: str = "e2e") -> tuple[str, str]:
+    def start(self, web_workers: int = 1) -> Self:
+        """Migrate the database, start the sandbox and the gateway."""
+        self.migrate()
+        self.start_sandbox()
+        self.start_gateway(workers=web_workers)
+        return self
+
+    def create_account(self, credits: str = "100", name: str = "e2e",
+                       streams: int | None = None) -> tuple[str, str]:
+        """(account id, API key), through the CLI; `streams` limits the key's open streams."""
         out = self.flask("accounts", "create", "--name", name, "--credits", credits, "--json")
         account_id = json.loads(out.stdout)["account_id"]
-        key = json.loads(self.flask("keys", "create", "--account", account_id,
-                                    "--json").stdout)["api_key"]
-        return account_id, key
+        created = json.loads(self.flask("keys", "create", "--account", account_id,
+                                        "--json").stdout)
+        if streams is not None:
+            self.flask("keys", "limits", created["key_id"], "--streams", str(streams))
+        return account_id, created["api_key"]
 
     def balance(self, account_id: str) -> Decimal:
         out = self.flask("credits", "show", "--account", account_id, "--json")
@@ -117,3 +135,26 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.procs.clear()
+
+    def close(self) -> None:
+        self.stop()
+
+
+S = TypeVar("S", bound=Stack)
+
+
+def running(stack: S) -> Iterator[S]:
+    """`stack`, started; closed when the generator is (a module-scoped fixture's body:
+    `yield from running(...)`). A start that fails still stops what it had started."""
+    try:
+        yield stack.start()
+    finally:
+        stack.close()
+
+
+def chat_stack(tmp_path_factory: Any, name: str, **env: str) -> Iterator[Stack]:
+    """The chat modules' stack (`running`): CHAT_CATALOG with its dead provider on a closed
+    port, in a fresh directory `name`, with `env` on top."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    return running(Stack(tmp_path_factory.mktemp(name), CHAT_CATALOG,
+                         env={"DEAD_UPSTREAM_URL": dead, **env}))

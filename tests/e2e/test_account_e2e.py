@@ -7,17 +7,15 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 
 import openai
 import pytest
 import requests
 
-from tests.e2e.stack import Stack, free_port
+from tests.e2e.stack import Stack, chat_stack
 
 pytestmark = pytest.mark.e2e
 
-CATALOG = Path(__file__).resolve().parents[1] / "catalogs" / "e2e_chat.yaml"
 ORIGIN = "https://console.example"
 # Each call stays in flight half a second, so parallel calls really overlap at the limit.
 BODY = {"model": "gpt-4o-mini", "max_tokens": 200,
@@ -26,16 +24,7 @@ BODY = {"model": "gpt-4o-mini", "max_tokens": 200,
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("account-e2e"), CATALOG,
-              env={"BEATRA_CORS_ORIGINS": ORIGIN,
-                   "DEAD_UPSTREAM_URL": f"http://127.0.0.1:{free_port()}"})
-    try:
-        s.migrate()
-        s.start_sandbox()
-        s.start_gateway()
-        yield s
-    finally:
-        s.stop()
+    yield from chat_stack(tmp_path_factory, "account-e2e", BEATRA_CORS_ORIGINS=ORIGIN)
 
 
 def new_key(stack: Stack, account_id: str, *options: str) -> dict:

@@ -6,17 +6,15 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 
 import openai
 import pytest
 import requests
 
-from tests.e2e.stack import Stack, free_port
+from tests.e2e.stack import Stack, chat_stack
 
 pytestmark = pytest.mark.e2e
 
-CATALOG = Path(__file__).resolve().parents[1] / "catalogs" / "e2e_chat.yaml"
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
@@ -25,16 +23,7 @@ WEATHER_TOOL = {"type": "function", "function": {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("chat-e2e"), CATALOG,
-              env={"DEAD_UPSTREAM_URL": f"http://127.0.0.1:{free_port()}",
-                   "BEATRA_SSE_PING_SECONDS": "0.2"})
-    try:
-        s.migrate()
-        s.start_sandbox()
-        s.start_gateway()
-        yield s
-    finally:
-        s.stop()
+    yield from chat_stack(tmp_path_factory, "chat-e2e", BEATRA_SSE_PING_SECONDS="0.2")
 
 
 @pytest.fixture(scope="module")

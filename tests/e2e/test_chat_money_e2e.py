@@ -12,44 +12,27 @@ import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import openai
 import pytest
 import requests
 
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, chat_stack
 
 pytestmark = pytest.mark.e2e
 
-CATALOG = Path(__file__).resolve().parents[1] / "catalogs" / "e2e_chat.yaml"
 REAP_SECONDS = 2.0
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("chat-money"), CATALOG,
-              env={"DEAD_UPSTREAM_URL": "http://127.0.0.1:9",
-                   "BEATRA_SSE_PING_SECONDS": "0.2",
-                   "BEATRA_HOLD_REAP_SECONDS": str(REAP_SECONDS),
-                   "BEATRA_TASK_SWEEP_SECONDS": "0.5"})
-    try:
-        s.migrate()
-        s.start_sandbox()
-        s.start_gateway()
-        yield s
-    finally:
-        s.stop()
+    yield from chat_stack(tmp_path_factory, "chat-money", BEATRA_SSE_PING_SECONDS="0.2",
+                          BEATRA_HOLD_REAP_SECONDS=str(REAP_SECONDS),
+                          BEATRA_TASK_SWEEP_SECONDS="0.5")
 
 
-def _account(stack: Stack, streams: int | None = None) -> tuple[str, str, str]:
-    out = stack.flask("accounts", "create", "--name", "money", "--credits", "100", "--json")
-    account_id = json.loads(out.stdout)["account_id"]
-    created = json.loads(stack.flask("keys", "create", "--account", account_id,
-                                     "--json").stdout)
-    if streams is not None:
-        stack.flask("keys", "limits", created["key_id"], "--streams", str(streams))
-    return account_id, created["api_key"], created["key_id"]
+def _account(stack: Stack, streams: int | None = None) -> tuple[str, str]:
+    return stack.create_account("100", name="money", streams=streams)
 
 
 def _holds(stack: Stack, account_id: str | None = None) -> list[dict]:
@@ -84,7 +67,7 @@ def _headers(key: str) -> dict[str, str]:
 
 
 def test_sdk_close_mid_stream_settles_and_frees_the_stream_slot(stack):
-    account_id, key, _ = _account(stack, streams=1)
+    account_id, key = _account(stack, streams=1)
     client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=key, max_retries=0, timeout=30)
     for _ in range(3):  # each later stream needs the slot the previous one held
         stream = client.chat.completions.create(
@@ -103,7 +86,7 @@ def test_sdk_close_mid_stream_settles_and_frees_the_stream_slot(stack):
 
 
 def test_client_gone_before_the_first_byte_is_charged_nothing(stack):
-    account_id, key, _ = _account(stack)
+    account_id, key = _account(stack)
     with pytest.raises(requests.exceptions.ReadTimeout):
         requests.post(f"{stack.url}/v1/chat/completions", headers=_headers(key),
                       json=_body("Hi [sandbox:delay=2]"), timeout=(5, 0.1))
@@ -114,7 +97,7 @@ def test_client_gone_before_the_first_byte_is_charged_nothing(stack):
 
 
 def test_close_during_pings_settles(stack):
-    account_id, key, _ = _account(stack)
+    account_id, key = _account(stack)
     with requests.post(f"{stack.url}/v1/chat/completions", headers=_headers(key),
                        json=_body("Hi [sandbox:chunks=3,chunk_delay=3]"), stream=True,
                        timeout=10) as resp:
@@ -130,7 +113,7 @@ def test_close_during_pings_settles(stack):
 
 
 def test_slow_first_byte_starts_the_stream_with_pings(stack):
-    _, key, _ = _account(stack)
+    _, key = _account(stack)
     started = time.monotonic()
     with requests.post(f"{stack.url}/v1/chat/completions", headers=_headers(key),
                        json=_body("Hi [sandbox:delay=1,chunks=2]"), stream=True,
@@ -143,7 +126,7 @@ def test_slow_first_byte_starts_the_stream_with_pings(stack):
 
 
 def test_failure_after_pings_began_is_an_error_event(stack):
-    account_id, key, _ = _account(stack)
+    account_id, key = _account(stack)
     resp = requests.post(f"{stack.url}/v1/chat/completions", headers=_headers(key),
                          json=_body("Hi [sandbox:delay=0.6,fail=500]"), timeout=10)
     assert resp.status_code == 200
@@ -157,7 +140,7 @@ def test_failure_after_pings_began_is_an_error_event(stack):
 
 
 def test_mid_stream_upstream_error_always_ends_with_error_event_and_done(stack):
-    account_id, key, _ = _account(stack)
+    account_id, key = _account(stack)
 
     def one() -> str:
         return requests.post(f"{stack.url}/v1/chat/completions", headers=_headers(key),
@@ -174,8 +157,8 @@ def test_mid_stream_upstream_error_always_ends_with_error_event_and_done(stack):
 
 
 def test_one_account_failing_cannot_take_the_model_offline(stack):
-    _, bad_key, _ = _account(stack)
-    _, good_key, _ = _account(stack)
+    _, bad_key = _account(stack)
+    _, good_key = _account(stack)
     node_style = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=bad_key, max_retries=2,
                                timeout=30)
     for _ in range(3):
@@ -191,7 +174,7 @@ def test_one_account_failing_cannot_take_the_model_offline(stack):
 
 
 def test_model_options_cannot_lift_the_bill(stack):
-    _, key, _ = _account(stack)
+    _, key = _account(stack)
     for field, value in (("max_completion_tokens", 5000), ("n", 5), ("model", "o4-mini"),
                          ("messages", []), ("stream", True), ("max_output_tokens", 9)):
         resp = requests.post(f"{stack.url}/v1/chat/completions", headers=_headers(key),
@@ -208,7 +191,7 @@ def _worker_pids(master: int) -> list[int]:
 
 
 def test_kill_9_of_a_worker_mid_stream_is_reaped_for_what_was_relayed(stack):
-    account_id, key, _ = _account(stack)
+    account_id, key = _account(stack)
     master = stack.procs["gateway"].pid
     [worker] = _worker_pids(master)
     got: list[bytes] = []

@@ -21,6 +21,7 @@ import requests
 
 from tests.conftest import need_service
 from tests.e2e.procs import Account, TaskStack, wait_until
+from tests.e2e.stack import running
 from tests.unit.test_webhooks import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -32,14 +33,7 @@ TIMEOUT = 90  # generous: the machine is shared; every wait ends at an event, no
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[TaskStack]:
-    s = TaskStack(tmp_path_factory.mktemp("console"))
-    try:
-        s.migrate()
-        s.start_sandbox()
-        s.start_gateway()
-        yield s
-    finally:
-        s.close()
+    yield from running(TaskStack(tmp_path_factory.mktemp("console")))
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.e2e.procs import Account, TaskStack
+from tests.e2e.procs import TASK_MODES, Account, TaskStack, task_stack
 from tests.unit.media_helpers import serve
 
 pytestmark = pytest.mark.e2e
@@ -37,15 +37,9 @@ def data_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
-@pytest.fixture(scope="module", params=["embedded", pytest.param("redis",
-                                                                 marks=pytest.mark.services)])
+@pytest.fixture(scope="module", params=TASK_MODES)
 def stack(request, tmp_path_factory) -> Iterator[TaskStack]:
-    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    s = TaskStack(tmp_path_factory.mktemp(f"images-{request.param}"), redis_url=redis_url)
-    try:
-        yield s.start()
-    finally:
-        s.close()
+    yield from task_stack(request, tmp_path_factory, "images")
 
 
 @pytest.fixture(scope="module")

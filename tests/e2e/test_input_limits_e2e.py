@@ -6,30 +6,20 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
 import requests
 
-from tests.e2e.stack import Stack, free_port
+from tests.e2e.stack import Stack, chat_stack
 
 pytestmark = pytest.mark.e2e
 
-CATALOG = Path(__file__).resolve().parents[1] / "catalogs" / "e2e_chat.yaml"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("input-e2e"), CATALOG,
-              env={"DEAD_UPSTREAM_URL": f"http://127.0.0.1:{free_port()}"})
-    try:
-        s.migrate()
-        s.start_sandbox()
-        s.start_gateway()
-        yield s
-    finally:
-        s.stop()
+    yield from chat_stack(tmp_path_factory, "input-e2e")
 
 
 def _raw(stack: Stack, request: bytes) -> tuple[int, dict[str, str], bytes]:

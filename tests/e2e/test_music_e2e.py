@@ -22,7 +22,7 @@ import requests
 from sqlalchemy import func, select
 
 from beatra.sandbox.media import mp3_bytes
-from tests.e2e.procs import Account, TaskStack, wait_until
+from tests.e2e.procs import TASK_MODES, Account, TaskStack, task_stack, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -32,16 +32,10 @@ E2E_CATALOG = Path(__file__).resolve().parent.parent / "catalogs" / "e2e_music.y
 WORKER_THREADS = 4
 
 
-@pytest.fixture(scope="module", params=["embedded", pytest.param("redis",
-                                                                 marks=pytest.mark.services)])
+@pytest.fixture(scope="module", params=TASK_MODES)
 def stack(request, tmp_path_factory) -> Iterator[TaskStack]:
-    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    s = TaskStack(tmp_path_factory.mktemp(f"music-{request.param}"), redis_url=redis_url,
-                  catalog=E2E_CATALOG if redis_url else None, threads=WORKER_THREADS)
-    try:
-        yield s.start()
-    finally:
-        s.close()
+    yield from task_stack(request, tmp_path_factory, "music", threads=WORKER_THREADS,
+                          catalog=E2E_CATALOG if request.param == "redis" else None)
 
 
 def _tracks(task: dict) -> list[float]:

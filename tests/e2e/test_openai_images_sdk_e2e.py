@@ -26,7 +26,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import need_service
-from tests.e2e.procs import TaskStack, wait_until
+from tests.e2e.procs import TASK_MODES, TaskStack, task_stack, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -39,18 +39,11 @@ def png(w: int, h: int, color: tuple[int, int, int]) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(scope="module", params=["embedded", pytest.param("redis",
-                                                                 marks=pytest.mark.services)])
+@pytest.fixture(scope="module", params=TASK_MODES)
 def stack(request, tmp_path_factory) -> Iterator[TaskStack]:
     """Embedded (tasks in the web process) and Redis mode (separate dramatiq workers): the
     wait only reads the task row, so it works the same across processes."""
-    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    s = TaskStack(tmp_path_factory.mktemp(f"openai-images-{request.param}"),
-                  redis_url=redis_url, threads=4)
-    try:
-        yield s.start()
-    finally:
-        s.close()
+    yield from task_stack(request, tmp_path_factory, "openai-images", threads=4)
 
 
 def sdk(stack: TaskStack, key: str, **options) -> openai.OpenAI:

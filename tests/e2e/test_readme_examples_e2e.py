@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import need_service
 from tests.e2e.procs import TaskStack
+from tests.e2e.stack import running
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +33,7 @@ def section_blocks(language: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[TaskStack]:
-    s = TaskStack(tmp_path_factory.mktemp("readme"), threads=4)
-    try:
-        yield s.start()
-    finally:
-        s.close()
+    yield from running(TaskStack(tmp_path_factory.mktemp("readme"), threads=4))
 
 
 def _env(stack: TaskStack) -> dict[str, str]:

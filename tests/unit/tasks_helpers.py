@@ -17,7 +17,9 @@ from sqlalchemy import select, update
 
 from beatra.billing.models import LedgerEntry
 from beatra.extensions import db
+from beatra.tasks import service
 from beatra.tasks.models import Task
+from beatra.tasks.pricing import PriceTable
 from beatra.tasks.runtime import TaskRuntime, runtime_for
 
 GEN_A = "http://upstream-a.test/v1/images/generations"
@@ -68,6 +70,19 @@ def openai_error(status: int, message: str, code: str | None = None,
                  kind: str = "invalid_request_error") -> tuple[int, dict, str]:
     return status, {}, json.dumps({"error": {"message": message, "type": kind, "param": None,
                                              "code": code}})
+
+
+def submit_direct(app: Flask, account: Any, capability: str, hold: str,
+                  task_input: dict[str, Any] | None = None) -> str:
+    """Queue a task for `capability` (a test handler) without the API, and send its message:
+    priced at 1 credit per image_count; no API key."""
+    with app.test_request_context():
+        task = service.submit(
+            account_id=account.account_id, key_id=None, capability=capability,
+            requested_model="m", resolved_model="m", task_input=task_input or {},
+            hold=Decimal(hold), prices=PriceTable({"image_count": Decimal("1")}, Decimal("100")))
+        runtime_for(app).send_task(task.id)
+        return task.id
 
 
 def ledger(app: Flask, task_id: str) -> list[tuple[str, Decimal]]:

@@ -12,8 +12,11 @@ from urllib.parse import urlsplit
 import pytest
 import responses
 from PIL import Image
+from sqlalchemy import select
 from werkzeug.formparser import parse_form_data
 
+from beatra.billing.models import Hold, LedgerEntry
+from beatra.extensions import db
 from tests.unit.media_helpers import serve
 from tests.unit.tasks_helpers import (
     EDIT_A,
@@ -111,6 +114,16 @@ def test_text_to_image_runs_stores_and_bills(client, account, upstream, ledger_o
         ("reserve", Decimal("-2.162")), ("release", Decimal("2.162")),
         ("capture", Decimal("-1.512"))]
 
+
+
+def test_the_hold_and_its_ledger_rows_name_the_key_that_asked(client, account, upstream,
+                                                                ledger_ok):
+    upstream.post(GEN_A, json=images_reply())
+    task_id = finished(client, account, submit(client, account)["task_id"])["task_id"]
+    with client.application.app_context():
+        hold = db.session.scalars(select(Hold).where(Hold.ref == task_id)).one()
+        keys = db.session.scalars(select(LedgerEntry.key_id).where(LedgerEntry.ref == task_id))
+        assert (hold.key_id, set(keys)) == (account.key_id, {account.key_id})
 
 def test_defaults_and_auto_model(client, account, upstream, ledger_ok):
     upstream.post(GEN_A, json=images_reply(size="1024x1024"))

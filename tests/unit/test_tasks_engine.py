@@ -12,9 +12,8 @@ import pytest
 import responses
 
 from beatra.runtime import HANDLERS
-from beatra.tasks import service, states
+from beatra.tasks import states
 from beatra.tasks.handlers import Done, Wait
-from beatra.tasks.pricing import PriceTable
 from beatra.tasks.runtime import runtime_for
 from beatra.tasks.sweeper import sweep
 from beatra.timeutil import utcnow
@@ -30,6 +29,7 @@ from tests.unit.tasks_helpers import (
     ledger,
     run_step,
     submit,
+    submit_direct,
     task_row,
 )
 
@@ -163,13 +163,7 @@ def _poll_handler(calls, finish_after=2, wait=0.05):
 
 
 def _submit_poll_task(app, account):
-    with app.test_request_context():
-        task = service.submit(
-            account_id=account.account_id, capability="test.poll", requested_model="m",
-            resolved_model="m", task_input={}, hold=Decimal("5"),
-            prices=PriceTable({"image_count": Decimal("1")}, Decimal("100")))
-        runtime_for(app).send_task(task.id)
-        return task.id
+    return submit_direct(app, account, "test.poll", "5")
 
 
 def test_wait_parks_without_a_worker_and_wakes_up(app, client, account, monkeypatch,

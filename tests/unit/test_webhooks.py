@@ -13,11 +13,9 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from beatra.runtime import HANDLERS
-from beatra.tasks import service
 from beatra.tasks.handlers import Done
-from beatra.tasks.pricing import PriceTable
 from beatra.tasks.runtime import runtime_for
-from tests.unit.tasks_helpers import FAST, finished, get
+from tests.unit.tasks_helpers import FAST, finished, get, submit_direct
 
 LOCAL = {**FAST, "net_allowlist": "127.0.0.1", "webhook_retry_schedule": (0.05, 0.05, 0.05)}
 
@@ -89,13 +87,7 @@ def _instant_handler(monkeypatch):
 
 
 def _submit(app, account) -> str:
-    with app.test_request_context():
-        task = service.submit(
-            account_id=account.account_id, capability="test.instant", requested_model="m",
-            resolved_model="m", task_input={}, hold=Decimal("2"),
-            prices=PriceTable({"image_count": Decimal("1")}, Decimal("100")))
-        runtime_for(app).send_task(task.id)
-        return task.id
+    return submit_direct(app, account, "test.instant", "2")
 
 
 def _register(client, account, url, status=201) -> dict:
@@ -343,12 +335,8 @@ def test_stored_text_with_a_lone_surrogate_never_blocks_a_delivery(
     # a music prompt): the envelope is still sent (U+FFFD), and redeliver really redelivers.
     receiver = receiver_factory()
     _register(client, account, receiver.url)
-    with app.test_request_context():
-        task_id = service.submit(
-            account_id=account.account_id, capability="test.instant", requested_model="m",
-            resolved_model="m", task_input={"prompt": "odd \udc00 text"}, hold=Decimal("2"),
-            prices=PriceTable({"image_count": Decimal("1")}, Decimal("100"))).id
-        runtime_for(app).send_task(task_id)
+    task_id = submit_direct(app, account, "test.instant", "2",
+                            task_input={"prompt": "odd \udc00 text"})
     task = finished(client, account, task_id)
     assert task["callback"]["status"] == "delivered", task["callback"]
     resp = client.post(f"/v1/tasks/{task_id}/callback/redeliver", headers=account.headers)

@@ -28,7 +28,8 @@ _ERRORS = {
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def generations(body: dict[str, Any]) -> dict[str, Any]:
     """Generate images from a text prompt"""
-    return accepted(service.submit_text_to_image(current_caller().account_id, body))
+    caller = current_caller()
+    return accepted(service.submit_text_to_image(caller.account_id, body, key_id=caller.key_id))
 
 
 @blp.route("/image-to-image", methods=["POST"])
@@ -37,4 +38,6 @@ def generations(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def image_to_image(body: dict[str, Any]) -> dict[str, Any]:
     """Generate images from a reference image"""
-    return accepted(service.submit_image_to_image(current_caller().account_id, body))
+    caller = current_caller()
+    return accepted(service.submit_image_to_image(caller.account_id, body,
+                                                  key_id=caller.key_id))

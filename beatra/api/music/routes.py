@@ -31,7 +31,8 @@ _ERRORS = {
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def text_to_music(body: dict[str, Any]) -> dict[str, Any]:
     """Generate music from a prompt and/or lyrics"""
-    return accepted(service.submit_text_to_music(current_caller().account_id, body))
+    caller = current_caller()
+    return accepted(service.submit_text_to_music(caller.account_id, body, key_id=caller.key_id))
 
 
 @blp.route("/reference-audio-to-music", methods=["POST"])
@@ -41,5 +42,6 @@ def text_to_music(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(202, TaskEnvelopeSchema, headers=REQUEST_ID_HEADER, description="Task accepted")
 def reference_audio_to_music(body: dict[str, Any]) -> dict[str, Any]:
     """Generate music from a reference audio"""
-    return accepted(service.submit_reference_audio_to_music(current_caller().account_id,
-                                                            body))
+    caller = current_caller()
+    return accepted(service.submit_reference_audio_to_music(caller.account_id, body,
+                                                            key_id=caller.key_id))

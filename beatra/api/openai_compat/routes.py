@@ -103,8 +103,9 @@ def generate(params: dict[str, Any]) -> Response:
     Submits a `images.generations` task and waits for it (up to 120 s, less when the client's
     timeout is shorter). Billing and errors are the task's; `beatra.task_id` names it.
     """
-    account_id = current_caller().account_id
-    return _run(params, lambda body: service.submit_text_to_image(account_id, body))
+    caller = current_caller()
+    return _run(params, lambda body: service.submit_text_to_image(
+        caller.account_id, body, key_id=caller.key_id))
 
 
 @blp.route("/images/edits", methods=["POST"])
@@ -125,7 +126,8 @@ def edit(params: dict[str, Any]) -> Response:
         raise invalid("Send at least one input image as a file part named 'image'.", "/image")
     if len(files) > MAX_EDIT_IMAGES:
         raise invalid(f"At most {MAX_EDIT_IMAGES} input images, not {len(files)}.", "/image")
-    account_id = current_caller().account_id
+    caller = current_caller()
+    account_id = caller.account_id
     max_bytes = current_app.extensions["beatra.settings"].upload_max_bytes
 
     def submit(body: dict[str, Any]) -> Task:
@@ -136,7 +138,8 @@ def edit(params: dict[str, Any]) -> Response:
                                         max_bytes=max_bytes, param=f"/image/{i}")
             refs.append({"type": "artifact", "artifact_id": artifact.id})
         return service.submit_image_to_image(
-            account_id, {**body, "image": refs[0], "extra_images": refs[1:]})
+            account_id, {**body, "image": refs[0], "extra_images": refs[1:]},
+            key_id=caller.key_id)
 
     return _run(params, submit)
 
