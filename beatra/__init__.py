@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,21 @@ from beatra.request_id import HEADER as REQUEST_ID_HEADER
 from beatra.request_id import current_request_id
 
 
+class BeatraFlask(Flask):
+    """Flask, remembering which hooks and views are plain functions: Flask asks
+    inspect.iscoroutinefunction for every hook of every request (two dozen per call here)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._checked: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        checked = self._checked.get(func)
+        if checked is None:
+            checked = self._checked[func] = super().ensure_sync(func)
+        return checked
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app. `config` keys named like Settings fields override the environment;
     any other keys go to `app.config` as they are."""
@@ -23,7 +39,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     overrides = {f.name: config.pop(f.name) for f in fields(Settings) if f.name in config}
     settings = replace(settings, **overrides)
 
-    app = Flask(__name__)
+    app = BeatraFlask(__name__)
     app.config.update(_flask_config(settings))
     app.config.update(config)
     app.extensions[SETTINGS_KEY] = settings

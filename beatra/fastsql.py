@@ -28,19 +28,18 @@ _Processor = Callable[[Any], Any]
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
-    names: tuple[str, ...]  # bind names in placeholder order (positional paramstyles)
+    # (bind name, the type's conversion or None): in placeholder order for positional
+    # paramstyles (a name may repeat), once per name for named ones
+    binds: tuple[tuple[str, _Processor | None], ...]
     positional: bool
-    processors: tuple[tuple[str, _Processor], ...]  # bind name -> the type's conversion
     columns: tuple[_Processor | None, ...]  # result conversion per selected column
 
     def bind(self, params: Params) -> Any:
-        values = dict(params)
-        for name, convert in self.processors:
-            if name in values:
-                values[name] = convert(values[name])
         if self.positional:
-            return tuple(values[name] for name in self.names)
-        return values
+            return tuple(params[name] if convert is None else convert(params[name])
+                         for name, convert in self.binds)
+        return {name: params[name] if convert is None else convert(params[name])
+                for name, convert in self.binds}
 
 
 _cache: dict[tuple[int, str, tuple[str, ...]], _Compiled] = {}
@@ -54,17 +53,15 @@ def _compile(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) 
     # column_keys: an INSERT names exactly the columns given (every one, defaults included).
     compiled = cast(SQLCompiler, statement.compile(
         dialect=dialect, column_keys=list(keys) if keys else None))
-    processors = []
-    for name, bind in compiled.binds.items():
-        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if convert is not None:
-            processors.append((name, convert))
+    convert = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+               for name, bind in compiled.binds.items()}
+    order = compiled.positiontup if dialect.positional else list(compiled.binds)
     columns: tuple[_Processor | None, ...] = ()
     if isinstance(statement, Select):
         columns = tuple(col.type.dialect_impl(dialect).result_processor(dialect, None)
                         for col in statement.selected_columns)
-    found = _Compiled(compiled.string, tuple(compiled.positiontup or ()), dialect.positional,
-                      tuple(processors), columns)
+    found = _Compiled(compiled.string, tuple((name, convert[name]) for name in order or ()),
+                      dialect.positional, columns)
     _cache[cache_key] = found
     return found
 
