@@ -123,7 +123,13 @@ def _translated(exc: Any, sql: str, params: Any, connection: Any, cursor: Any,
 def transaction(engine: Engine) -> Iterator[RawTransaction]:
     """Commit on success, roll back on any exception, and return the connection to the pool."""
     dialect = engine.dialect
-    connection = engine.raw_connection()
+    try:
+        connection = engine.raw_connection()
+    except dialect.loaded_dbapi.Error as exc:  # the pool could not connect (database down)
+        raise cast(DBAPIError, DBAPIError.instance(
+            None, None, exc, dialect.loaded_dbapi.Error,
+            connection_invalidated=dialect.is_disconnect(exc, None, None),
+            dialect=dialect)) from exc
     try:
         tx = RawTransaction(connection, dialect)
         yield tx
