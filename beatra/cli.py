@@ -6,7 +6,6 @@ Bad arguments exit non-zero with a one-line message and write nothing.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,7 +15,7 @@ import orjson
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from beatra import devenv
+from beatra import config, devenv
 from beatra.accounts import service as accounts
 from beatra.accounts.models import ApiKey
 from beatra.billing import holds, wallet
@@ -260,7 +259,7 @@ def keys_limits(key_id: str, rpm: int | str | None, streams: int | str | None,
 def _apply_running_allowlist() -> None:
     """Without BEATRA_NET_ALLOWLIST here, check the URL as a running `make run` would (its
     allowlist; beatra.devenv), so this command accepts what its API accepts."""
-    if os.environ.get(devenv.ALLOWLIST_ENV) is not None:
+    if config.net_allowlist_is_set():
         return
     allowlist = devenv.running_allowlist()
     if allowlist is None:

@@ -22,9 +22,52 @@ DEFAULT_SANDBOX_URL = "http://127.0.0.1:8199"
 SETTINGS_KEY = "beatra.settings"
 
 
+NET_ALLOWLIST_ENV = "BEATRA_NET_ALLOWLIST"
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+OPENAI_WAIT_ENV = "BEATRA_OPENAI_WAIT_SECONDS"
+# The longest (and default) wait of a /openai/v1 images call for its task.
+OPENAI_WAIT_MAX_SECONDS = 120.0
+
+
+# Process-level reads, for code that runs before or without an app (the dev server, the task
+# worker CLI, metrics at import); inside an app, use its Settings.
 def var_dir() -> Path:
-    """Where local state lives by default (SQLite file, the dev signing key)."""
+    """Where local state lives by default (SQLite file, the dev signing key, devserver state)."""
     return Path(os.environ.get("BEATRA_VAR_DIR", "./var")).resolve()
+
+
+def log_level() -> str:
+    """BEATRA_LOG_LEVEL as set (default INFO); Settings.log_level in an app."""
+    return os.environ.get("BEATRA_LOG_LEVEL", "INFO")
+
+
+def metrics_dir() -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR when set and not empty: prometheus_client's multiprocess mode
+    (beatra.metrics), read now (prometheus_client itself reads it at its import)."""
+    return os.environ.get(METRICS_DIR_ENV) or None
+
+
+def net_allowlist_is_set() -> bool:
+    """Whether this process's environment sets BEATRA_NET_ALLOWLIST at all (even empty)."""
+    return os.environ.get(NET_ALLOWLIST_ENV) is not None
+
+
+def environment_copy() -> dict[str, str]:
+    """A copy of this process's environment, to build a child process's from."""
+    return dict(os.environ)
+
+
+def openai_wait_seconds(raw: Any) -> float:
+    """A /openai/v1 wait in seconds (from BEATRA_OPENAI_WAIT_SECONDS or an app's config);
+    a malformed or out-of-range one stops start-up with the variable's name."""
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        raise SystemExit(f"{OPENAI_WAIT_ENV} must be a number of seconds, not {raw!r}") from None
+    if not 0 <= seconds <= OPENAI_WAIT_MAX_SECONDS:
+        raise SystemExit(f"{OPENAI_WAIT_ENV} must be between 0 and "
+                         f"{OPENAI_WAIT_MAX_SECONDS:g} seconds")
+    return seconds
 
 
 def _default_database_url() -> str:
@@ -114,6 +157,9 @@ class Settings:
     s3_create_bucket: bool = True
     # When set, GET /metrics requires `Authorization: Bearer <token>`.
     metrics_token: str = ""
+    # Longest wait of a /openai/v1 images call for its task (BEATRA_OPENAI_WAIT_SECONDS, 0-120;
+    # an app.config OPENAI_WAIT_SECONDS wins, see beatra.api.openai_compat).
+    openai_wait_seconds: float = OPENAI_WAIT_MAX_SECONDS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -125,14 +171,16 @@ class Settings:
             storage_url=env.get("BEATRA_STORAGE_URL") or "file://./var/artifacts",
             public_url=(env.get("BEATRA_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             sandbox_url=(env.get("BEATRA_SANDBOX_URL") or DEFAULT_SANDBOX_URL).rstrip("/"),
-            net_allowlist=env.get("BEATRA_NET_ALLOWLIST", ""),
-            log_level=env.get("BEATRA_LOG_LEVEL", "INFO"),
+            net_allowlist=env.get(NET_ALLOWLIST_ENV, ""),
+            log_level=log_level(),
             secret_key=env.get("BEATRA_SECRET_KEY", ""),
             cors_origins=tuple(o.strip().rstrip("/") for o in
                                env.get("BEATRA_CORS_ORIGINS", "").split(",") if o.strip()),
             metrics_token=env.get("BEATRA_METRICS_TOKEN", ""),
             s3_create_bucket=_flag(env, "BEATRA_S3_CREATE_BUCKET", True),
             db_pool_pre_ping=_flag(env, "BEATRA_DB_POOL_PRE_PING", False),
+            openai_wait_seconds=openai_wait_seconds(env.get(OPENAI_WAIT_ENV)
+                                                    or OPENAI_WAIT_MAX_SECONDS),
         )
         values.update(_numbers(env))
         values.update(_webhook_env(env))

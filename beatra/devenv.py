@@ -15,11 +15,13 @@ from typing import Any
 
 import orjson
 
-ALLOWLIST_ENV = "BEATRA_NET_ALLOWLIST"
+from beatra.config import NET_ALLOWLIST_ENV, var_dir
+
+ALLOWLIST_ENV = NET_ALLOWLIST_ENV
 
 
 def state_file() -> Path:
-    return Path(os.environ.get("BEATRA_VAR_DIR", "./var")).resolve() / "devserver.json"
+    return var_dir() / "devserver.json"
 
 
 def record(allowlist: str) -> None:

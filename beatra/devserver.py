@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from beatra import devenv
-from beatra.config import DEV_PORT, DEV_SANDBOX_PORT
+from beatra.config import DEV_PORT, DEV_SANDBOX_PORT, environment_copy, var_dir
 from beatra.localprocs import NotReady, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,11 +48,6 @@ class DemoKey:
     account_id: str
     key_id: str
     api_key: str
-
-
-def var_dir() -> Path:
-    """The same directory beatra.config puts the default SQLite database in."""
-    return Path(os.environ.get("BEATRA_VAR_DIR", "./var")).resolve()
 
 
 def ensure_demo_key(path: Path) -> tuple[DemoKey, bool]:
@@ -132,7 +127,7 @@ def cli_hints(demo: DemoKey, env: dict[str, str]) -> list[str]:
 
 
 def main() -> None:
-    env = dict(os.environ)
+    env = environment_copy()  # the children's; this process takes its defaults too
     env.setdefault("BEATRA_SANDBOX_URL", f"http://127.0.0.1:{SANDBOX_PORT}")
     env.setdefault("BEATRA_PUBLIC_URL", f"http://127.0.0.1:{PORT}")
     env.setdefault("BEATRA_NET_ALLOWLIST", "127.0.0.1")

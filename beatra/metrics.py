@@ -28,13 +28,15 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from beatra import config
+
 log = logging.getLogger(__name__)
 
-MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-if os.environ.get(MULTIPROC_DIR_ENV):
+_multiproc_dir = config.metrics_dir()
+if _multiproc_dir:
     # A task worker may start before gunicorn created it; metrics without labels open their
     # file right below.
-    os.makedirs(os.environ[MULTIPROC_DIR_ENV], exist_ok=True)
+    os.makedirs(_multiproc_dir, exist_ok=True)
 
 # Our own registry: in multiprocess mode the values live in files and a fresh registry reads
 # them at scrape; in single-process mode (tests, `flask run`) this registry is scraped directly.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
-from beatra import metrics
+from beatra import config, metrics
 from beatra.errors import ApiError, error_response
 from beatra.extensions import db
 
@@ -217,7 +216,7 @@ def _queues() -> GaugeMetricFamily:
 def exposition() -> bytes:
     """The text format for GET /metrics: process metrics (summed over every process in
     multiprocess mode) followed by the state gauges read now."""
-    directory = os.environ.get(metrics.MULTIPROC_DIR_ENV)
+    directory = config.metrics_dir()
     if directory:
         from prometheus_client import multiprocess
 

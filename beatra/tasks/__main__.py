@@ -9,11 +9,11 @@ beatra.logs and pass through the parent unchanged.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from dramatiq.cli import main as dramatiq_main
 
+from beatra.config import log_level
 from beatra.logs import JsonFormatter
 
 
@@ -22,7 +22,7 @@ def run(argv: list[str]) -> int:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.addHandler(handler)
-    root.setLevel(os.environ.get("BEATRA_LOG_LEVEL", "INFO").upper())
+    root.setLevel(log_level().upper())
     sys.argv = ["dramatiq", "beatra.tasks.worker", "--skip-logging", *argv]
     return dramatiq_main() or 0
 

@@ -9,29 +9,23 @@
 from __future__ import annotations
 
 import copy
-import os
 
 from flask import Flask
 
-from beatra.api.openai_compat.waiting import DEFAULT_WAIT_SECONDS, WAIT_SETTING
+from beatra.api.openai_compat.waiting import WAIT_SETTING
+from beatra.config import openai_wait_seconds, settings_of
 from beatra.extensions import rest_api
 
 PREFIX = "/openai/v1"
 # (contract path, view endpoint, method) served again under PREFIX.
 ALIASES = (("/v1/chat/completions", "chat.chat_completions", "post"),
            ("/v1/models", "catalog.list_models", "get"))
-WAIT_ENV = "BEATRA_OPENAI_WAIT_SECONDS"
 
 
 def _wait_seconds(app: Flask) -> float:
-    raw = app.config.get(WAIT_SETTING, os.environ.get(WAIT_ENV) or DEFAULT_WAIT_SECONDS)
-    try:
-        seconds = float(raw)
-    except (TypeError, ValueError):
-        raise SystemExit(f"{WAIT_ENV} must be a number of seconds, not {raw!r}") from None
-    if not 0 <= seconds <= DEFAULT_WAIT_SECONDS:
-        raise SystemExit(f"{WAIT_ENV} must be between 0 and {DEFAULT_WAIT_SECONDS:g} seconds")
-    return seconds
+    """app.config's OPENAI_WAIT_SECONDS when given, else the settings' (the environment's)."""
+    return openai_wait_seconds(app.config.get(WAIT_SETTING,
+                                              settings_of(app).openai_wait_seconds))
 
 
 def _alias(app: Flask, path: str, endpoint: str, method: str) -> None:

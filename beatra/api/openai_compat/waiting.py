@@ -15,11 +15,12 @@ import time
 from flask import current_app, request
 from sqlalchemy import select
 
+from beatra.config import OPENAI_WAIT_MAX_SECONDS
 from beatra.extensions import db
 from beatra.tasks.models import TERMINAL, Task
 
-DEFAULT_WAIT_SECONDS = 120.0
-WAIT_SETTING = "OPENAI_WAIT_SECONDS"  # app.config, set by register() from the environment
+DEFAULT_WAIT_SECONDS = OPENAI_WAIT_MAX_SECONDS
+WAIT_SETTING = "OPENAI_WAIT_SECONDS"  # app.config, set by register() from the settings
 FIRST_POLL_SECONDS = 0.2
 MAX_POLL_SECONDS = 1.0
 # The SDKs tell us how long they will wait for a byte: Python sends its read timeout, Node its
