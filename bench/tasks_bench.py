@@ -4,13 +4,13 @@
         [--submitters 50] [--threads 16] [--processes 1] [--web-workers 1]
 
 Starts the sandbox, gunicorn (gevent worker) and, in Redis mode, `dramatiq beatra.tasks.worker`
-processes (the e2e harness, tests/e2e/procs.py; Redis mode uses REDIS_URL or db 15 on
-localhost and flushes it). Submits --tasks text-to-image tasks from --submitters threads at
-once (1:1 JPEG, the cheapest image the sandbox makes), then waits until none is queued or
-running. Reports submissions/s, completed tasks/s (first submission to last completion), and
-checks that none was lost or charged twice: every task succeeded, each has exactly one
-capture in the ledger, and every balance equals its ledger. Results also go to
-bench/results/tasks-<mode>.json. Not part of `make test`.
+processes (the e2e harness, tests/e2e/procs.py; Redis mode uses BENCH_REDIS_URL or db 12 on
+localhost, flushing it before and after: never the test suite's db 15). Submits --tasks
+text-to-image tasks from --submitters threads at once (1:1 JPEG, the cheapest image the sandbox
+makes), then waits until none is queued or running. Reports submissions/s, completed tasks/s
+(first submission to last completion), and checks that none was lost or charged twice: every
+task succeeded, each has exactly one capture in the ledger, and every balance equals its
+ledger. Results also go to bench/results/tasks-<mode>.json. Not part of `make test`.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def main() -> None:
     if args.mode == "redis":
         import redis
 
-        redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+        redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
         redis.Redis.from_url(redis_url).flushdb()
     with tempfile.TemporaryDirectory(prefix="beatra-tasks-bench-") as tmp:
         # A long requeue period: at this load a queued task legitimately waits a while.
@@ -152,6 +152,8 @@ def main() -> None:
             result["tasks_per_s"] = round(args.tasks / result["completion_span_seconds"], 1)
         finally:
             stack.close()
+            if redis_url:  # the workers' heartbeats and queues: leave nothing behind
+                redis.Redis.from_url(redis_url).flushdb()
     out = ROOT / "bench" / "results" / f"tasks-{args.mode}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
