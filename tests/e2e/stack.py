@@ -89,10 +89,22 @@ class Stack:
         wait_http(f"{self.sandbox_url}/health", proc, log)
 
     def start_gateway(self, workers: int = 1) -> None:
-        proc, log = self._spawn(
-            "gateway", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            {"BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)})
-        wait_http(f"{self.url}/v1/health", proc, log)
+        # The free port can be taken before gunicorn binds it (CI runs two suites side by
+        # side): when gunicorn could not bind, start it again on a fresh port.
+        for attempt in range(3):
+            proc, log = self._spawn(
+                "gateway", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
+                            "wsgi:app"],
+                {"BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)})
+            try:
+                localprocs.wait_http(f"{self.url}/v1/health", proc, timeout=60)
+                return
+            except localprocs.NotReady as exc:
+                output = log.read_text(errors="replace")
+                if attempt == 2 or proc.poll() is None or "Can't connect to" not in output:
+                    raise RuntimeError(f"{exc}\n{output}") from None
+            self.port = free_port()
+            self.env["BEATRA_PUBLIC_URL"] = self.url
 
     def start(self, web_workers: int = 1) -> Self:
         """Migrate the database, start the sandbox and the gateway."""
