@@ -109,10 +109,11 @@ def _insert_keys(statement: ClauseElement, params: Params) -> tuple[str, ...]:
     return tuple(params) if getattr(statement, "is_insert", False) else ()
 
 
-def _translated(exc: Any, sql: str, params: Any, connection: Any, cursor: Any,
+def _translated(exc: Any, sql: str | None, params: Any, connection: Any, cursor: Any,
                 dialect: Dialect) -> DBAPIError:
+    """The driver error as SQLAlchemy's; a dropped connection (if there is one) is invalidated."""
     disconnected = dialect.is_disconnect(exc, connection, cursor)
-    if disconnected:
+    if disconnected and connection is not None:
         connection.invalidate(exc)
     return cast(DBAPIError, DBAPIError.instance(
         sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=disconnected,
@@ -126,10 +127,7 @@ def transaction(engine: Engine) -> Iterator[RawTransaction]:
     try:
         connection = engine.raw_connection()
     except dialect.loaded_dbapi.Error as exc:  # the pool could not connect (database down)
-        raise cast(DBAPIError, DBAPIError.instance(
-            None, None, exc, dialect.loaded_dbapi.Error,
-            connection_invalidated=dialect.is_disconnect(exc, None, None),
-            dialect=dialect)) from exc
+        raise _translated(exc, None, None, None, None, dialect) from exc
     try:
         tx = RawTransaction(connection, dialect)
         yield tx
