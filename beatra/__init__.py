@@ -111,6 +111,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
+    # Savepoints (beatra.groupcommit) keep their undo pages in memory, not in a temp file.
+    cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
 
 

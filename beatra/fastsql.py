@@ -73,6 +73,7 @@ class RawTransaction:
         self._connection = connection
         self._cursor = connection.cursor()
         self._dialect = dialect
+        self.driver_error: type[Exception] = dialect.loaded_dbapi.Error
 
     def execute(self, statement: ClauseElement, params: Params | Sequence[Params]) -> int:
         """Run a statement (a list of parameter sets: executemany); the rows it matched."""
@@ -94,6 +95,10 @@ class RawTransaction:
         return tuple(convert(value) if convert is not None else value
                      for convert, value in zip(compiled.columns, row, strict=True))
 
+    def control(self, sql: str) -> None:
+        """A statement without parameters (BEGIN, SAVEPOINT…); driver errors as they are."""
+        self._cursor.execute(sql)
+
     def _run(self, sql: str, params: Any, *, many: bool) -> None:
         try:
             if many:
@@ -101,7 +106,7 @@ class RawTransaction:
             else:
                 self._cursor.execute(sql, params)
         except self._dialect.loaded_dbapi.Error as exc:
-            raise _translated(exc, sql, params, self._connection, self._cursor,
+            raise translated(exc, sql, params, self._connection, self._cursor,
                               self._dialect) from exc
 
 
@@ -109,7 +114,7 @@ def _insert_keys(statement: ClauseElement, params: Params) -> tuple[str, ...]:
     return tuple(params) if getattr(statement, "is_insert", False) else ()
 
 
-def _translated(exc: Any, sql: str | None, params: Any, connection: Any, cursor: Any,
+def translated(exc: Any, sql: str | None, params: Any, connection: Any, cursor: Any,
                 dialect: Dialect) -> DBAPIError:
     """The driver error as SQLAlchemy's; a dropped connection (if there is one) is invalidated."""
     disconnected = dialect.is_disconnect(exc, connection, cursor)
@@ -120,21 +125,27 @@ def _translated(exc: Any, sql: str | None, params: Any, connection: Any, cursor:
         dialect=dialect))
 
 
+def connect(engine: Engine) -> Any:
+    """A pooled DB-API connection (close() gives it back); a database that cannot be reached
+    raises SQLAlchemy's error, as everywhere else."""
+    try:
+        return engine.raw_connection()
+    except engine.dialect.loaded_dbapi.Error as exc:  # the pool could not connect
+        raise translated(exc, None, None, None, None, engine.dialect) from exc
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[RawTransaction]:
     """Commit on success, roll back on any exception, and return the connection to the pool."""
     dialect = engine.dialect
-    try:
-        connection = engine.raw_connection()
-    except dialect.loaded_dbapi.Error as exc:  # the pool could not connect (database down)
-        raise _translated(exc, None, None, None, None, dialect) from exc
+    connection = connect(engine)
     try:
         tx = RawTransaction(connection, dialect)
         yield tx
         try:
             connection.commit()
         except dialect.loaded_dbapi.Error as exc:
-            raise _translated(exc, "COMMIT", None, connection, None, dialect) from exc
+            raise translated(exc, "COMMIT", None, connection, None, dialect) from exc
     except BaseException:
         if connection.is_valid:
             try:

@@ -18,12 +18,11 @@ second, so two movements never wait on each other in a cycle.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, column, func, insert, select, table, update
 
@@ -33,6 +32,7 @@ from beatra.billing.models import Hold, LedgerEntry, Wallet
 from beatra.billing.money import ZERO, Credits, check_range, quantize
 from beatra.errors import ApiError
 from beatra.extensions import db, rowcount, table_of
+from beatra.groupcommit import run_movement
 from beatra.ids import new_id
 from beatra.timeutil import utcnow
 
@@ -104,7 +104,7 @@ def create_wallet(account_id: str) -> None:
 
 
 class _SessionMovement:
-    """A movement inside the request's session (see `_transaction`)."""
+    """A movement inside the request's session (see `_apply`)."""
 
     def __init__(self, session: Any) -> None:
         self.session = session
@@ -117,25 +117,25 @@ class _SessionMovement:
 
 
 _Movement = _SessionMovement | fastsql.RawTransaction
+T = TypeVar("T")
 
 
-@contextmanager
-def _transaction(own: bool) -> Iterator[_Movement]:
-    """Where a movement runs. Default: in the request's session, committing it, so pending
-    changes there (a task row, a state transition) land atomically with the movement.
-    own=True: a short transaction of prebuilt statements on its own pooled DB-API connection
-    (beatra.fastsql); the chat hot path and the sweeper, which have nothing else to commit."""
+def _apply(movement: Callable[[_Movement], T], own: bool) -> T:
+    """Run a movement (a function of the statements' executor) and commit it. Default: in the
+    request's session, so pending changes there (a task row, a state transition) land
+    atomically with it. own=True: prebuilt statements on a pooled DB-API connection
+    (beatra.fastsql), committed with concurrent ones on SQLite (beatra.groupcommit); for the
+    chat hot path and the sweeper, which have nothing else to commit."""
     if own:
-        with fastsql.transaction(db.engine) as raw:
-            yield raw
-        return
+        return run_movement(db.engine, movement)
     session = db.session
     try:
-        yield _SessionMovement(session)
+        result = movement(_SessionMovement(session))
     except BaseException:
         session.rollback()
         raise
     session.commit()
+    return result
 
 
 # Statements built once (constructing SQL expressions costs more than running them here).
@@ -180,7 +180,8 @@ def grant(account_id: str, amount: Decimal, *, reason: str | None = None,
     amount = quantize(check_range(amount))
     if amount <= 0:
         raise ValueError("grant amount must be positive")
-    with _transaction(own=False) as tx:
+
+    def movement(tx: _Movement) -> None:
         if tx.execute(_ADD, {"account": account_id, "amount": amount}) != 1:
             raise LookupError(f"no wallet for account {account_id}")
         # Our row lock makes this read our own update; out of range rolls the grant back.
@@ -188,6 +189,8 @@ def grant(account_id: str, amount: Decimal, *, reason: str | None = None,
         assert row is not None  # the UPDATE above found the wallet
         check_range(row[0], "the resulting balance")
         tx.execute(_RECORD, [_entry(None, account_id, "grant", amount, ref, reason)])
+
+    _apply(movement, own=False)
 
 
 def reserve(account_id: str, amount: Decimal, ref: str | None = None, *, kind: str = "task",
@@ -200,7 +203,8 @@ def reserve(account_id: str, amount: Decimal, ref: str | None = None, *, kind: s
     hold_id = new_id("hold")
     hold = HeldCredits(hold_id, account_id, amount, ref or hold_id, attribution)
     now = utcnow()
-    with _transaction(own) as tx:
+
+    def movement(tx: _Movement) -> HeldCredits:
         if tx.execute(_TAKE_IF_COVERED, {"account": account_id, "amount": amount}) != 1:
             raise InsufficientBalance(amount)
         if attribution.key_id is not None:
@@ -217,7 +221,9 @@ def reserve(account_id: str, amount: Decimal, ref: str | None = None, *, kind: s
             "lease_until": now + timedelta(seconds=lease_seconds) if lease_seconds else None,
             "created_at": now, "settled_at": None})
         tx.execute(_RECORD, _entry(hold, account_id, "reserve", -amount, hold.ref, None))
-    return hold
+        return hold
+
+    return _apply(movement, own)
 
 
 def settle(hold: HeldCredits, charge: Decimal, *, reason: str | None = None,
@@ -227,7 +233,8 @@ def settle(hold: HeldCredits, charge: Decimal, *, reason: str | None = None,
     or None when the hold was already settled (by the sweeper or an earlier call): then
     nothing moves (pending session changes are still committed unless own=True)."""
     charge = min(quantize(charge), hold.amount)
-    with _transaction(own) as tx:
+
+    def movement(tx: _Movement) -> Decimal | None:
         if tx.execute(_CLOSE_HOLD, {"hold": hold.id, "now": utcnow(), "charge": charge}) != 1:
             return None
         tx.execute(_ADD, {"account": hold.account_id, "amount": hold.amount - charge})
@@ -236,19 +243,24 @@ def settle(hold: HeldCredits, charge: Decimal, *, reason: str | None = None,
             _entry(hold, hold.account_id, "release", hold.amount, hold.ref, reason),
             _entry(hold, hold.account_id, "capture", -charge, hold.ref, reason, tokens=tokens),
         ])
-    return charge
+        return charge
+
+    return _apply(movement, own)
 
 
 def refund(hold: HeldCredits, reason: str | None = None, *, own: bool = False) -> bool:
     """Give a whole hold back (failed or canceled work). False when it was already settled."""
-    with _transaction(own) as tx:
+
+    def movement(tx: _Movement) -> bool:
         if tx.execute(_CLOSE_HOLD, {"hold": hold.id, "now": utcnow(), "charge": ZERO}) != 1:
             return False
         tx.execute(_ADD, {"account": hold.account_id, "amount": hold.amount})
         _settle_key(tx, hold, ZERO)
         tx.execute(_RECORD, _entry(hold, hold.account_id, "refund", hold.amount, hold.ref,
                                    reason))
-    return True
+        return True
+
+    return _apply(movement, own)
 
 
 def _settle_key(tx: _Movement, hold: HeldCredits, charge: Decimal) -> None:

@@ -11,7 +11,6 @@ also what we want for upstream traffic. The pool is sized for many concurrent gr
 from __future__ import annotations
 
 import os
-import sys
 import threading
 
 import requests
@@ -19,6 +18,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from beatra.config import UPSTREAM_POOL_SIZE
+from beatra.cooperative import under_gevent
 from beatra.providers import gevent_http
 
 USER_AGENT = "beatra/0.1"
@@ -58,16 +58,10 @@ def upstream_session() -> requests.Session:
     return _session
 
 
-def _gevent_native() -> bool:
-    """Whether this process runs under gevent (its socket module patched)."""
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and bool(monkey.is_module_patched("socket"))
-
-
 def post(url: str, body: bytes, headers: dict[str, str], *,
          timeout: tuple[float, float], stream: bool) -> requests.Response:
     """POST without following redirects; the caller closes the response."""
-    if _gevent_native():
+    if under_gevent():
         return gevent_http.post(url, body, {**headers, "User-Agent": USER_AGENT},
                                 timeout=timeout, stream=stream, pool_size=UPSTREAM_POOL_SIZE)
     request = requests.PreparedRequest()
