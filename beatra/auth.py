@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 
-from beatra.accounts.service import Caller, authenticate
+from beatra.accounts.caller import Caller
+from beatra.accounts.service import authenticate
+from beatra.config import current_settings
 from beatra.errors import unauthorized
 
 # Blueprints reachable without a key: health, the served OpenAPI document and its /docs page,
@@ -26,7 +28,7 @@ def _require_key() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
-    caller = authenticate(token.strip())
+    caller = authenticate(token.strip(), current_settings().key_cache_seconds)
     if caller is None:
         raise unauthorized("Invalid, revoked or expired API key.")
     g.caller = caller

@@ -139,6 +139,9 @@ class Settings:
     # A chat hold whose request's process died is settled by the sweeper after this long
     # without a lease renewal (beatra.billing.holds).
     hold_reap_seconds: float = 900.0
+    # A key that passed is not looked up again for this long in the same process (revocations
+    # made elsewhere take effect within it; beatra.accounts.keycache). 0: every request.
+    key_cache_seconds: float = 1.0
     # `: ping` comment interval while an upstream stream is silent (also before its headers).
     sse_ping_seconds: float = 15.0
     # Browser origins allowed by CORS (BEATRA_CORS_ORIGINS, comma-separated; empty = off).
@@ -203,6 +206,7 @@ _NUMBERS = {
     "idempotency_lease_seconds": "BEATRA_IDEMPOTENCY_LEASE_SECONDS",
     "stream_slot_ttl_seconds": "BEATRA_STREAM_SLOT_TTL_SECONDS",
     "hold_reap_seconds": "BEATRA_HOLD_REAP_SECONDS",
+    "key_cache_seconds": "BEATRA_KEY_CACHE_SECONDS",
     "sse_ping_seconds": "BEATRA_SSE_PING_SECONDS",
     "db_pool_size": "BEATRA_DB_POOL_SIZE",
     "db_max_overflow": "BEATRA_DB_MAX_OVERFLOW",

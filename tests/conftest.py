@@ -198,6 +198,17 @@ def ledger_ok(app: Flask) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_key_cache() -> Iterator[None]:
+    """Checked keys are remembered per process (beatra.accounts.keycache); no test inherits
+    another's."""
+    from beatra.accounts import keycache
+
+    keycache.clear()
+    yield
+    keycache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_circuits() -> Iterator[None]:
     """Circuit breaker state is per process; no test inherits another's open circuits."""
     from beatra.catalog.circuits import breaker

@@ -8,7 +8,6 @@ import logging
 import secrets
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,6 +17,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from beatra import fastsql
+from beatra.accounts import keycache
+from beatra.accounts.caller import Caller
 from beatra.accounts.models import Account, ApiKey
 from beatra.billing import wallet
 from beatra.billing.models import Wallet
@@ -32,15 +33,6 @@ _PREFIX_LEN = 12  # non-secret lookup handle
 _SECRET_BYTES = 32
 # last_used_at is written at most this often per key and process: no write per request.
 LAST_USED_EVERY_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class Caller:
-    account_id: str
-    key_id: str
-    # The key's own rate limits (None: the catalog default; 0: unlimited).
-    rpm_limit: int | None = None
-    stream_limit: int | None = None
 
 
 def _hash(key: str) -> str:
@@ -97,6 +89,7 @@ def update_key(key_id: str, *, name: str | None = _UNSET, credit_limit: Decimal 
     if values:
         result = db.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(**values))
         db.session.commit()
+        keycache.forget(key_id)
         if rowcount(result) != 1:
             return None
     return db.session.get(ApiKey, key_id)
@@ -126,6 +119,7 @@ def revoke_key(key_id: str) -> bool:
         .values(revoked_at=utcnow())
     )
     db.session.commit()
+    keycache.forget(key_id)
     return rowcount(result) == 1
 
 
@@ -156,18 +150,24 @@ def _note_use(key_id: str) -> None:
                     extra={"fields": {"key_id": key_id, "error": str(exc)}})
 
 
-def authenticate(presented: str) -> Caller | None:
+def authenticate(presented: str, cache_seconds: float = 0.0) -> Caller | None:
     """Constant-time check of a presented key; None when unknown, malformed, revoked or
-    expired."""
+    expired. With `cache_seconds`, a key that passed within that many seconds in this process
+    is not looked up again (beatra.accounts.keycache)."""
     if not presented.startswith(KEY_PREFIX):
         return None
     prefix, sep, _ = presented[len(KEY_PREFIX):].partition("_")
     if not sep or len(prefix) != _PREFIX_LEN:
         return None
+    # Hashed on every path, so timing does not reveal which prefixes exist.
+    digest = _hash(presented)
+    if cache_seconds > 0:
+        recent = keycache.recall(digest, cache_seconds)
+        if recent is not None and not expired(recent.expires_at):
+            _note_use(recent.caller.key_id)
+            return recent.caller
     with fastsql.transaction(db.engine) as tx:  # one indexed read, prebuilt (hot path)
         row = tx.first(_lookup, {"prefix": prefix})
-    # Hash even on a miss so timing does not reveal which prefixes exist.
-    digest = _hash(presented)
     if row is None:
         hmac.compare_digest(digest, "0" * 64)
         return None
@@ -177,8 +177,11 @@ def authenticate(presented: str) -> Caller | None:
     if expired(expires_at):
         return None
     _note_use(key_id)
-    return Caller(account_id=account_id, key_id=key_id, rpm_limit=rpm_limit,
-                  stream_limit=stream_limit)
+    caller = Caller(account_id=account_id, key_id=key_id, rpm_limit=rpm_limit,
+                    stream_limit=stream_limit)
+    if cache_seconds > 0:
+        keycache.remember(digest, caller, expires_at)
+    return caller
 
 
 def set_key_limits(key_id: str, values: dict[str, int | None]) -> ApiKey | None:
@@ -189,4 +192,5 @@ def set_key_limits(key_id: str, values: dict[str, int | None]) -> ApiKey | None:
     for name, value in values.items():
         setattr(key, name, value)
     db.session.commit()
+    keycache.forget(key_id)
     return key

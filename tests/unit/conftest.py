@@ -1,7 +1,8 @@
 """Fixtures shared by the unit tests.
 
-`app`: a module picks its app's settings with `APP_SETTINGS = {...}` (create_app overrides);
-without it the app has the suite's defaults, as in tests/conftest.py.
+`app`: a module picks its app's settings with `APP_SETTINGS = {...}` (create_app overrides), a
+test with `@pytest.mark.parametrize("app", [{...}], indirect=True)`; without either the app has
+the suite's defaults, as in tests/conftest.py.
 `upstream`: every outgoing HTTP call is answered by `responses` (unmatched ones fail).
 """
 
@@ -17,7 +18,8 @@ from flask import Flask
 
 @pytest.fixture
 def app(make_app: Callable[..., Flask], request: pytest.FixtureRequest) -> Flask:
-    settings: dict[str, Any] = getattr(request.module, "APP_SETTINGS", {})
+    settings: dict[str, Any] = getattr(request, "param", None) or getattr(
+        request.module, "APP_SETTINGS", {})
     return make_app(**settings)
 
 

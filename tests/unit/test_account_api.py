@@ -3,6 +3,7 @@ GET /v1/models/{model}."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -274,13 +275,59 @@ def test_an_expired_key_answers_401_like_a_revoked_one(app, client, account):
     soon = new_key(app, account.account_id, expires_at=utcnow() + timedelta(hours=1))
     assert client.get("/v1/models", headers=soon.headers).status_code == 200
     with app.app_context():
-        db.session.execute(update(ApiKey).where(ApiKey.id == soon.key_id)
-                           .values(expires_at=utcnow() - timedelta(seconds=1)))
-        db.session.commit()
+        service.update_key(soon.key_id, expires_at=utcnow() - timedelta(seconds=1))
     resp = client.get("/v1/models", headers=soon.headers)
     assert resp.status_code == 401
     assert resp.get_json()["error"]["code"] == "unauthorized"
     assert client.get("/v1/models", headers=account.headers).status_code == 200
+
+
+def test_a_remembered_key_still_stops_at_its_expiry(app, client, account, monkeypatch):
+    soon = new_key(app, account.account_id, expires_at=utcnow() + timedelta(minutes=5))
+    assert client.get("/v1/models", headers=soon.headers).status_code == 200  # now remembered
+    later = utcnow() + timedelta(minutes=6)
+    monkeypatch.setattr(service, "utcnow", lambda: later)
+    assert client.get("/v1/models", headers=soon.headers).status_code == 401
+    assert client.get("/v1/models", headers=account.headers).status_code == 200
+
+
+def _revoke_behind_the_cache(app, key_id: str) -> None:
+    """What another process (the CLI beside a running gateway) does: the row changes, and this
+    process's key cache is not told."""
+    with app.app_context():
+        db.session.execute(update(ApiKey).where(ApiKey.id == key_id)
+                           .values(revoked_at=utcnow()))
+        db.session.commit()
+
+
+@pytest.mark.parametrize("app", [{"key_cache_seconds": 3600}], indirect=True)
+def test_a_key_revoked_here_stops_at_once_even_while_remembered(app, client, account):
+    assert client.get("/v1/models", headers=account.headers).status_code == 200
+    other = new_key(app, account.account_id)
+    assert client.get("/v1/models", headers=other.headers).status_code == 200
+    _revoke_behind_the_cache(app, other.key_id)
+    # remembered for up to key_cache_seconds: another process's revocation is not seen yet
+    assert client.get("/v1/models", headers=other.headers).status_code == 200
+    with app.app_context():
+        assert service.revoke_key(account.key_id)  # through the service: forgotten at once
+    assert client.get("/v1/models", headers=account.headers).status_code == 401
+
+
+@pytest.mark.parametrize("app", [{"key_cache_seconds": 0.05}], indirect=True)
+def test_a_key_revoked_elsewhere_stops_within_key_cache_seconds(app, client, account):
+    assert client.get("/v1/models", headers=account.headers).status_code == 200
+    _revoke_behind_the_cache(app, account.key_id)
+    deadline = time.monotonic() + 5
+    while client.get("/v1/models", headers=account.headers).status_code == 200:
+        assert time.monotonic() < deadline, "a revoked key kept working"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("app", [{"key_cache_seconds": 0}], indirect=True)
+def test_without_the_key_cache_every_request_reads_the_key(app, client, account):
+    assert client.get("/v1/models", headers=account.headers).status_code == 200
+    _revoke_behind_the_cache(app, account.key_id)
+    assert client.get("/v1/models", headers=account.headers).status_code == 401
 
 
 def test_last_used_at_is_written_coarsely(app, client, account, monkeypatch):
