@@ -22,6 +22,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from beatra import metrics
+from beatra.logs import info_line
 from beatra.request_id import current_request_id
 
 access_log = logging.getLogger("beatra.access")
@@ -71,9 +72,8 @@ def init_access_log(app: Flask) -> None:
                 metrics.stream_ended()
             seconds = time.perf_counter() - started
             metrics.record_request(line["route"], line["method"], line["status"], seconds)
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info("request", extra={"fields": {
-                    **line, "duration_ms": round(seconds * 1000, 2), **extra}})
+            info_line(access_log, "request",
+                      {**line, "duration_ms": round(seconds * 1000, 2), **extra})
 
         if resp.is_streamed:
             line["streamed"] = True

