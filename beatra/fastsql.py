@@ -36,8 +36,8 @@ class _Compiled:
 
     def bind(self, params: Params) -> Any:
         if self.positional:
-            return tuple(params[name] if convert is None else convert(params[name])
-                         for name, convert in self.binds)
+            return [params[name] if convert is None else convert(params[name])
+                    for name, convert in self.binds]
         return {name: params[name] if convert is None else convert(params[name])
                 for name, convert in self.binds}
 

@@ -20,7 +20,8 @@ Every refusal is the error envelope, raised before anything is reserved or store
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import orjson
 from flask import Flask, current_app, request
@@ -60,41 +61,79 @@ def init_body_guard(app: Flask) -> None:
 
 
 def _guard_transport() -> None:
-    view = current_app.view_functions.get(request.endpoint or "")
-    settings: Settings = current_app.extensions["beatra.settings"]
-    _check_headers()
-    limit_of: BodyLimit | None = getattr(view, "body_limit", None)
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    settings: Settings = app.extensions["beatra.settings"]
+    _check_headers(req)
+    limit_of = _views(app)[req.endpoint or ""].body_limit
     limit = limit_of(settings) if limit_of is not None else settings.max_json_body_bytes
-    request.max_content_length = limit
-    length = request.content_length
+    req.max_content_length = limit
+    length = req.content_length
     if length is not None and length > limit:
         raise ApiError(413, "payload_too_large",
                        f"Request body is {length} bytes; the limit here is {limit} bytes.")
 
 
 def _guard_body() -> None:
-    if request.method not in _BODY_METHODS:
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    if req.method not in _BODY_METHODS:
         return
-    kind = _body_kind(current_app.view_functions.get(request.endpoint or ""))
-    if request.mimetype == "multipart/form-data":
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    kind = _views(app)[req.endpoint or ""].body_kind
+    mimetype = req.mimetype
+    if mimetype == "multipart/form-data":
         if kind == "multipart":
             _check_form()
         return
-    if kind != "json" and not request.is_json:
+    if kind != "json" and not req.is_json:
         return
-    data = request.get_data(cache=True)  # stops at max_content_length (413)
+    data = req.get_data(cache=True)  # stops at max_content_length (413)
     if not data.strip():
         return  # the view's schema says which fields are required
-    if not request.is_json:
+    if not req.is_json:
         raise ApiError(415, "unsupported_media_type",
                        f"Send the body as JSON with Content-Type: application/json "
-                       f"(got {request.mimetype or 'no Content-Type'}).")
+                       f"(got {mimetype or 'no Content-Type'}).")
     check_json(data)
 
 
-def _check_headers() -> None:
-    for name, value in request.headers.items():
-        if has_surrogate(value):
+@dataclass(frozen=True)
+class _ViewRules:
+    body_limit: BodyLimit | None = None
+    body_kind: str | None = None  # "json" | "multipart" | None
+
+
+_NO_VIEW = _ViewRules()
+
+
+class _ViewTable(dict[str, _ViewRules]):
+    """Each endpoint's body rules, read off its view once (the views never change)."""
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__()
+        self._app = app
+
+    def __missing__(self, endpoint: str) -> _ViewRules:
+        view = self._app.view_functions.get(endpoint)
+        rules = _NO_VIEW if view is None else _ViewRules(getattr(view, "body_limit", None),
+                                                          _body_kind(view))
+        self[endpoint] = rules
+        return rules
+
+
+def _views(app: Flask) -> _ViewTable:
+    table: _ViewTable | None = app.extensions.get(_VIEWS_KEY)
+    if table is None:
+        table = app.extensions[_VIEWS_KEY] = _ViewTable(app)
+    return table
+
+
+_VIEWS_KEY = "beatra.input_guard.views"
+
+
+def _check_headers(req: Any) -> None:
+    for name, value in req.headers.items():
+        if not value.isascii() and has_surrogate(value):  # ASCII has no surrogates
             raise invalid(f"Header {name} holds an unpaired UTF-16 surrogate.", f"/{name}")
 
 
@@ -146,7 +185,36 @@ def _decode_message(exc: orjson.JSONDecodeError) -> str:
 
 
 def _walk(root: Any) -> None:
-    """Depth and integer range, iteratively (no recursion on hostile input)."""
+    """Depth and number range, iteratively (no recursion on hostile input). The values are
+    orjson's own types (dict, list, str, int, float, bool, None). Paths are only worked out
+    (by _locate) when something is wrong: building one per value was most of this check's
+    cost."""
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        value, depth = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            children = value.values()
+        elif kind is list:
+            children = value
+        else:
+            if (kind is int or kind is float) and not (
+                    -MAX_JSON_INTEGER <= value <= MAX_JSON_INTEGER):
+                _locate(root)
+            continue
+        if depth > MAX_JSON_DEPTH:
+            _locate(root)
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif (kind is int or kind is float) and not (
+                    -MAX_JSON_INTEGER <= child <= MAX_JSON_INTEGER):
+                _locate(root)
+
+
+def _locate(root: Any) -> NoReturn:
+    """Raise the 422 for the first value _walk refuses, with its JSON Pointer."""
     stack: list[tuple[Any, int, tuple[str, ...]]] = [(root, 1, ())]
     while stack:
         value, depth, path = stack.pop()
@@ -162,6 +230,7 @@ def _walk(root: Any) -> None:
             # (webargs) would hand the view an exact int no int64 column or encoder can hold.
             raise invalid(f"Number out of range; at most {MAX_JSON_INTEGER} in magnitude.",
                           _pointer(path))
+    raise AssertionError("_walk refused a body that _locate accepts")
 
 
 def _escape(token: str) -> str:
