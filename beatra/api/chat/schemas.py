@@ -12,13 +12,14 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from beatra.api.fastload import FastLoading
 from beatra.api.strict import StrictBoolean, StrictFloat, StrictInteger, token_count
 from beatra.api.unions import StringOr, TaggedUnion
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-class _Open(Schema):
+class _Open(FastLoading):
     class Meta:
         unknown = INCLUDE
 
