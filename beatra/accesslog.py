@@ -4,11 +4,10 @@ A streamed response (SSE relay, file download) is finished only when its last by
 the client leaves, so its line and its duration are recorded from `response.call_on_close`,
 not when the headers go out.
 
-Hook for handlers: `beatra.accesslog.access_fields()` (also `g.access_fields` while the view
-runs) is a dict created for every request; whatever a handler puts there is added to the
-access line. The chat relay sets `outcome` (e.g. "completed",
-"client_disconnected", "upstream_error") and `credits` (the amount billed, a string) while it
-streams; other keys are allowed but keep them few and small.
+Hook for handlers: `beatra.accesslog.access_fields()` is a dict created for every request;
+whatever a handler puts there is added to the access line. The chat relay sets `outcome` (e.g.
+"completed", "client_disconnected", "upstream_error") and `credits` (the amount billed, a
+string) while it streams; other keys are allowed but keep them few and small.
 
 SSE responses (text/event-stream) are also what `beatra_streams_active` counts, from here.
 """
@@ -34,32 +33,35 @@ _ENVIRON_KEY = "beatra.access_fields"
 def access_fields() -> dict[str, Any]:
     """The current request's extra access-log fields (mutable; see the module doc). Kept in the
     WSGI environ, which a stream_with_context generator shares with the request for certain
-    (it may run under a fresh app context, hence a fresh `g`); `g.access_fields` is the same
-    dict while the view runs."""
+    (it may run under a fresh app context, hence a fresh `g`)."""
     return request.environ.setdefault(_ENVIRON_KEY, {})
+
+
+_STARTED_KEY = "beatra.access_started"
 
 
 def init_access_log(app: Flask) -> None:
     @app.before_request
     def _begin() -> None:
-        g.access_started = time.perf_counter()
-        g.access_fields = access_fields()
+        request.environ[_STARTED_KEY] = time.perf_counter()
 
     @app.after_request
     def _record(resp: Response) -> Response:
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        environ = req.environ
         caller = g.get("caller")
-        rule = request.url_rule
+        rule = req.url_rule
         line: dict[str, Any] = {
-            "method": request.method,
-            "path": request.path,
+            "method": req.method,
+            "path": req.path,
             "route": rule.rule if rule is not None else "unmatched",
             "status": resp.status_code,
             "account_id": caller.account_id if caller else None,
             "request_id": current_request_id(),
         }
-        started = g.get("access_started", time.perf_counter())
+        started = environ.get(_STARTED_KEY) or time.perf_counter()
         # The same dict object: a streaming handler keeps filling it after this hook ran.
-        extra = access_fields()
+        extra = environ.setdefault(_ENVIRON_KEY, {})
 
         # Every SSE response counts as an active stream from its headers to its close, here in
         # one place rather than in each streaming handler.

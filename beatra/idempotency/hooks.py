@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable, Iterator
 
 import orjson
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, after_this_request, current_app, g, request
 
 from beatra.config import current_settings
 from beatra.errors import ApiError, invalid
@@ -25,6 +25,7 @@ from beatra.idempotency import store
 log = logging.getLogger(__name__)
 
 KEY_HEADER = "Idempotency-Key"
+_KEY_ENVIRON = "HTTP_IDEMPOTENCY_KEY"  # the same header, as the WSGI environ names it
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_MAX = 255
 # Outcomes a retry should redo rather than replay.
@@ -36,8 +37,7 @@ _STREAM_ERROR = b"\nevent: error\n"
 
 
 def init_idempotency(app: Flask) -> None:
-    app.before_request(_before)
-    app.after_request(_after)
+    app.before_request(_before)  # a request that takes a key also stores its answer (_store)
     app.teardown_request(_teardown)
 
 
@@ -80,14 +80,13 @@ def fingerprint() -> str:
 
 
 def _before() -> Response | None:
-    if request.method != "POST":
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    key = req.environ.get(_KEY_ENVIRON)  # most requests send none: nothing to do
+    if key is None or req.method != "POST":
         return None
-    view = current_app.view_functions.get(request.endpoint or "")
-    if not getattr(view, "idempotent", False):
-        return None
-    key = request.headers.get(KEY_HEADER)
+    view = current_app.view_functions.get(req.endpoint or "")
     caller = g.get("caller")
-    if key is None or caller is None:
+    if not getattr(view, "idempotent", False) or caller is None:
         return None
     if not _valid_key(key):
         raise invalid(f"{KEY_HEADER} must be 1-{KEY_MAX} printable ASCII characters.",
@@ -101,6 +100,7 @@ def _before() -> Response | None:
         lease_seconds=settings.idempotency_lease_seconds)
     if isinstance(outcome, store.Owned):
         g.idempotency = outcome
+        after_this_request(_store)
         return None
     require_replayable(outcome, fp)
     resp = Response(outcome.response_body or b"", status=outcome.response_status)
@@ -114,7 +114,8 @@ def _kept_headers(resp: Response) -> dict[str, str]:
     return {name: resp.headers[name] for name in _KEPT_HEADERS if name in resp.headers}
 
 
-def _after(resp: Response) -> Response:
+def _store(resp: Response) -> Response:
+    """The answer of the request that took the key (see _before)."""
     owned: store.Owned | None = g.pop("idempotency", None)
     if owned is None:
         return resp

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import orjson
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, after_this_request, current_app, g, request
 
 from beatra.catalog.registry import current_catalog
 from beatra.config import current_settings, settings_of
@@ -31,8 +31,7 @@ def init_rate_limits(app: Flask) -> None:
     settings = settings_of(app)
     app.extensions[EXTENSION_KEY] = (
         RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter())
-    app.before_request(_before)
-    app.after_request(_after)
+    app.before_request(_before)  # a limited request also gets its headers (_after)
     app.teardown_request(_teardown)
 
 
@@ -82,7 +81,6 @@ def _before() -> None:
         _warn(exc)
         return
     headers = _headers(rpm, hit)
-    g.ratelimit_headers = headers
     if rpm > 0 and hit.count > rpm:
         raise ApiError(429, "rate_limited",
                        f"Rate limit of {rpm} requests per minute exceeded for this API key.",
@@ -94,6 +92,7 @@ def _before() -> None:
                            f"This API key already has {streams} concurrent streams open.",
                            retryable=True, headers={**headers, "Retry-After": "1"})
         g.stream_slot = (limiter, caller.key_id, slot)
+    after_this_request(lambda resp: _after(resp, headers))
 
 
 def _warn(exc: Exception) -> None:
@@ -112,8 +111,8 @@ def _release(limiter: Any, key_id: str, slot: str) -> None:
         _warn(exc)
 
 
-def _after(resp: Response) -> Response:
-    for name, value in g.get("ratelimit_headers", {}).items():
+def _after(resp: Response, headers: dict[str, str]) -> Response:
+    for name, value in headers.items():
         resp.headers[name] = value
     held = g.pop("stream_slot", None)
     if held is not None:

@@ -100,7 +100,7 @@ def test_open_holds_gauge_counts_open_holds(app, client):
 
 def test_streamed_access_line_is_written_when_the_stream_ends(app, account, caplog,
                                                              monkeypatch):
-    """The generic hook the chat relay fills: g.access_fields → outcome and credits."""
+    """The generic hook the chat relay fills: access_fields() → outcome and credits."""
     # Alembic's fileConfig (the migrated template database) disables loggers existing then.
     monkeypatch.setattr(logging.getLogger("beatra.access"), "disabled", False)
     chunks_sent: list[str] = []
