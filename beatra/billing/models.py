@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, event
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, event, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from beatra.billing.money import Credits
@@ -41,7 +41,7 @@ class LedgerEntry(Model):
     reason: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Attribution (NULL on rows written before migration 0007).
-    hold_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
+    hold_id: Mapped[str | None] = mapped_column(String(40), default=None)
     key_id: Mapped[str | None] = mapped_column(String(40), default=None)
     request_id: Mapped[str | None] = mapped_column(String(128), default=None)
     capability: Mapped[str | None] = mapped_column(String(40), default=None)
@@ -61,14 +61,17 @@ class Hold(Model):
     """
 
     __tablename__ = "holds"
-    __table_args__ = (Index("ix_holds_open_lease", "settled_at", "lease_until"),
-                      Index("ix_holds_account", "account_id", "settled_at"))
+    # Open holds only (a hold enters at its reserve and leaves at its settlement): every query
+    # but the one by id is over open holds, and a closed hold should cost no index upkeep.
+    __table_args__ = (Index("ix_holds_open", "account_id", "ref",
+                            sqlite_where=text("settled_at IS NULL"),
+                            postgresql_where=text("settled_at IS NULL")),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # hold_<ULID>
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     kind: Mapped[str] = mapped_column(String(16))
     amount: Mapped[Decimal] = mapped_column(Credits())
-    ref: Mapped[str] = mapped_column(String(80), index=True)  # task id, or the hold id (chat)
+    ref: Mapped[str] = mapped_column(String(80))  # task id, or the hold id (chat)
     request_id: Mapped[str | None] = mapped_column(String(128), default=None)
     key_id: Mapped[str | None] = mapped_column(String(40), default=None)
     capability: Mapped[str | None] = mapped_column(String(40), default=None)
