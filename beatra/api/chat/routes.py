@@ -8,7 +8,7 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from beatra.api.chat.schemas import ChatCompletionRequestSchema, ChatCompletionResponseSchema
-from beatra.api.docs import REQUEST_ID_HEADER, operation
+from beatra.api.docs import REQUEST_ID_HEADER, documents, operation
 from beatra.auth import current_caller
 from beatra.catalog.registry import current_catalog
 from beatra.chat import relay
@@ -38,7 +38,7 @@ _STREAM_DOC = {"responses": {"200": {"content": {
 @blp.arguments(ChatCompletionRequestSchema())
 @blp.response(200, ChatCompletionResponseSchema, headers=REQUEST_ID_HEADER,
               description="Sync completion or streaming chat completion chunks")
-@blp.doc(**_STREAM_DOC)
+@documents(blp.doc(**_STREAM_DOC))
 def chat_completions(body: dict[str, Any]) -> Response:
     """Create chat completion (OpenAI-compatible)
 
