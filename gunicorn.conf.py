@@ -9,6 +9,8 @@ import logging
 import os
 import time
 
+from gunicorn.glogging import Logger  # already loaded by gunicorn itself
+
 bind = os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -29,6 +31,22 @@ if _control_socket:
     control_socket = _control_socket
 control_socket_disable = not _control_socket
 accesslog = None  # the app logs one JSON line per request with its request id
+
+
+class _AppWritesTheAccessLog(Logger):
+    """gunicorn's logger without its access line: with a logconfig_dict set, gunicorn builds
+    the line's fields for every request even though its access logger drops them. The app
+    writes the access line itself (beatra.accesslog: request id, route, outcome, credits)."""
+
+    def access(self, resp: object, req: object, environ: object, request_time: object) -> None:
+        return None
+
+
+logger_class = _AppWritesTheAccessLog
+
+
+def pre_request(worker, req) -> None:
+    """No-op: gunicorn's default logs every request at DEBUG (the app's access line says it)."""
 errorlog = "-"
 
 
@@ -68,9 +86,9 @@ class JsonLineFormatter(logging.Formatter):
 
 
 # gunicorn merges this over its defaults; its own loggers get no handlers and propagate to the
-# root's single JSON handler, so nothing is printed twice. A logconfig_dict switches gunicorn's
-# access log on: its level is WARNING so those lines are dropped (the app writes the access
-# line, with request id, route and duration, when the response ends).
+# root's single JSON handler, so nothing is printed twice. gunicorn writes no access line
+# (logger_class above); the app writes one, with request id, route and duration, when the
+# response ends.
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -80,7 +98,6 @@ logconfig_dict = {
     "root": {"level": os.environ.get("BEATRA_LOG_LEVEL", "INFO").upper(), "handlers": ["json"]},
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
-        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
     },
 }
 
