@@ -83,24 +83,37 @@ def _safe(fn: Any) -> Any:
     return wrapper
 
 
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, remembered: the hot path records the same few label sets on
+    every request, and labels() checks and converts them every time."""
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 @_safe
 def record_request(route: str, method: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    HTTP_DURATION.labels(route).observe(seconds)
+    _child(HTTP_REQUESTS, route, method, str(status)).inc()
+    _child(HTTP_DURATION, route).observe(seconds)
 
 
 @_safe
 def record_upstream(provider: str, model: str, outcome: str, seconds: float) -> None:
     """outcome: "ok", or a short failure class ("timeout", "connect", "http_5xx", "http_4xx",
     "http_429", …): keep it to a handful of values."""
-    UPSTREAM_REQUESTS.labels(provider, model, outcome).inc()
-    UPSTREAM_DURATION.labels(provider).observe(seconds)
+    _child(UPSTREAM_REQUESTS, provider, model, outcome).inc()
+    _child(UPSTREAM_DURATION, provider).observe(seconds)
 
 
 @_safe
 def record_charge(capability: str, amount: Decimal | float) -> None:
     if amount > 0:
-        CREDITS_CHARGED.labels(capability).inc(float(amount))
+        _child(CREDITS_CHARGED, capability).inc(float(amount))
 
 
 @_safe
