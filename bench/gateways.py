@@ -66,11 +66,23 @@ class Running:
     proc: subprocess.Popen | None = None
     measured_pids: list[int] = field(default_factory=list)
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU the serving processes have used so far (all threads)."""
+        if not self.measured_pids:
+            return None
+        return sum(cpu_seconds(pid) for pid in self.measured_pids)
+
     def peak_rss_mb(self) -> float | None:
         """Largest peak RSS among the serving processes (per worker, for beatra)."""
         if not self.measured_pids:
             return None
         return round(max(status_kb(pid, "VmHWM") for pid in self.measured_pids) / 1024, 1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pin(cpu: int) -> list[str]:

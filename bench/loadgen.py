@@ -18,6 +18,7 @@ class Result:
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     elapsed: float = 0.0
+    cpu_per_call: float | None = None  # the measured server's CPU seconds per 200, if known
 
     @property
     def ok(self) -> int:

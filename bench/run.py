@@ -8,7 +8,8 @@ the same load sent straight to that upstream.
 The fake upstream and this load generator share core 1. The gateways (beatra, then Portkey and
 LiteLLM if installed; see bench/gateways.py) run one at a time, each alone on core 0, warmed
 up for 2 s, then stopped before the next starts. Each is first checked to relay the upstream's
-canned reply. Per gateway: non-streaming req/s and p99 at 32 concurrent, p50 at 1 concurrent
+canned reply. Per gateway: non-streaming req/s, p99 and the serving processes' CPU per call
+(/proc counters; steadier than req/s on a shared machine) at 32 concurrent, p50 at 1 concurrent
 (and what it adds over direct), non-200 answers counted as errors; then `--streams` concurrent
 streams of 20 chunks over 5 s: completed, time to first byte p50/p99, total stream time p99,
 and the serving process's peak RSS. Results also go to bench/results/chat-*.json.
@@ -166,7 +167,11 @@ async def _measure(target: Running, seconds: float,
                    n_streams: int) -> tuple[Result, Result, Result | None]:
     request = loadgen.build_request(HOST, target.port, PATH, BODY, target.headers)
     await loadgen.closed_loop(HOST, target.port, request, 32, 2.0)  # warm-up
+    cpu_before = target.cpu_seconds()
     many = await loadgen.closed_loop(HOST, target.port, request, 32, seconds)
+    cpu_after = target.cpu_seconds()
+    if cpu_before is not None and cpu_after is not None and many.ok:
+        many.cpu_per_call = (cpu_after - cpu_before) / many.ok
     one = await loadgen.closed_loop(HOST, target.port, request, 1, seconds / 2)
     if not n_streams:
         return many, one, None
@@ -182,6 +187,8 @@ def _bench(target: Running, args: argparse.Namespace) -> dict[str, Any]:
                                             0 if problem else args.streams))
     return {"setup": target.setup, "version": target.version,
             "rps_32": round(many.rate()), "p99_32_ms": _ms(many.latencies, 0.99, 2),
+            "cpu_us_per_call": (round(many.cpu_per_call * 1e6) if many.cpu_per_call is not None
+                                else None),
             "p50_1_ms": _ms(one.latencies, 0.5, 3), "errors": _failures(many) + _failures(one),
             "streams": _stream_figures(burst, args.streams) if burst else {"skipped": problem},
             "peak_rss_mb": target.peak_rss_mb()}
@@ -248,6 +255,7 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("non-streaming req/s, 32 concurrent",
      lambda f: _num(f["rps_32"]) + _times(f.get("rps_vs_direct"))),
     ("p99 at 32 concurrent, ms", lambda f: _num(f["p99_32_ms"])),
+    ("CPU per call at 32 concurrent, µs", lambda f: _num(f.get("cpu_us_per_call"))),
     ("p50 at 1 concurrent, ms", lambda f: _num(f["p50_1_ms"])),
     ("added p50 vs direct, ms", lambda f: _num(f.get("added_p50_ms"), "+,")),
     ("errors (non-200 or broken)", lambda f: str(f["errors"])),
