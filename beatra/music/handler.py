@@ -19,7 +19,6 @@ import logging
 import time
 from typing import Any
 
-from beatra.catalog.circuits import breaker
 from beatra.catalog.model import Model, Route
 from beatra.catalog.registry import current_catalog, usable_routes
 from beatra.errors import ApiError
@@ -34,7 +33,7 @@ from beatra.providers.suno_api import SunoRequest
 from beatra.storage.service import content_url, get_artifact, save_bytes
 from beatra.tasks.context import TaskContext
 from beatra.tasks.handlers import Done, TaskFailure, Wait
-from beatra.tasks.routing import first_route_answer
+from beatra.tasks.routing import first_route, first_route_answer
 
 log = logging.getLogger(__name__)
 
@@ -211,27 +210,29 @@ def _suno_submit(ctx: TaskContext, model: Model, plan: MusicPlan) -> Done | Wait
     routes = _routes(ctx, model, "suno")
     if isinstance(routes, Wait):
         return routes
-    route = routes[0]  # a submitted job stays on its route; the first usable one starts it
     upload_url = _reference_url(ctx) if plan.cover else None
     ctx.checkpoint()
     ctx.progress("submitting", 5)
-    req = SunoRequest(version=route.upstream_model, custom_mode=plan.custom_mode,
-                      instrumental=plan.instrumental,
-                      prompt=(plan.lyrics or "") if plan.custom_mode else plan.prompt,
-                      style=plan.style, title=plan.title if plan.custom_mode else None,
-                      callback_url=callbacks.callback_url(ctx.task_id), upload_url=upload_url,
-                      extra=plan.suno_extra)
+
+    def submit(route: Route) -> str:
+        req = SunoRequest(version=route.upstream_model, custom_mode=plan.custom_mode,
+                          instrumental=plan.instrumental,
+                          prompt=(plan.lyrics or "") if plan.custom_mode else plan.prompt,
+                          style=plan.style, title=plan.title if plan.custom_mode else None,
+                          callback_url=callbacks.callback_url(ctx.task_id),
+                          upload_url=upload_url, extra=plan.suno_extra)
+        return suno_api.submit(route, req)
+
+    # Routes are tried in order while they refuse the job outright (suno_api.REFUSALS); the
+    # job then stays on the route that took it.
     try:
-        upstream_id = suno_api.submit(route, req)
+        route, upstream_id = first_route(ctx, routes, submit)
     except ProviderFailure as failure:
-        if failure.retryable:
-            breaker.failure(route, ctx.account_id)
         throttles = ctx.state.get("submit_throttles", 0)
         if failure.code == "rate_limited" and throttles < MAX_SUBMIT_THROTTLES:
             return Wait(_delay(model, throttles + 1),
                         state={**ctx.state, "submit_throttles": throttles + 1})
         raise TaskFailure(failure.code, failure.message, retryable=failure.retryable) from None
-    breaker.success(route)
     state = {**ctx.state, "suno": {"task_id": upstream_id, "provider": route.provider.name,
                                    "polls": 0, "errors": 0, "submitted_at": time.time()}}
     ctx.save_state(state)  # before anything else can fail: never submit the same task twice

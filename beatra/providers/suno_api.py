@@ -20,6 +20,7 @@ from beatra import jsonsafe
 from beatra.catalog.model import Route
 from beatra.providers.failures import ProviderFailure
 from beatra.providers.http import upstream_session
+from beatra.providers.openai_errors import transport_problem
 
 VERSIONS = ("V4", "V4_5", "V4_5PLUS", "V4_5ALL", "V5", "V5_5")
 # Field limits by model version (characters): prompt (lyrics in custom mode), style, title.
@@ -50,14 +51,22 @@ BODY_CODES: dict[int, tuple[str, bool]] = {
 }
 
 
+# Body codes that refuse the request outright, so no job was started: another route (another
+# reseller account) may take it. Anything else after the request was sent (a timeout, a broken
+# or malformed answer, an unknown code) may have started a job: never submitted twice.
+REFUSALS = frozenset({401, 405, 429, 430, 455, 500})
+
+
 def custom_limits(version: str) -> tuple[int, int, int]:
     return CUSTOM_LIMITS.get(version, DEFAULT_CUSTOM_LIMITS)
 
 
-def _failure(code: str, message: str, retryable: bool,
-             upstream_code: int | None = None) -> ProviderFailure:
-    """Suno's answers map to public task codes directly (see CODES)."""
-    return ProviderFailure(code, message, retryable=retryable, upstream_code=upstream_code)
+def _failure(code: str, message: str, retryable: bool, upstream_code: int | None = None, *,
+             try_next: bool = False) -> ProviderFailure:
+    """Suno's answers map to public task codes directly (see BODY_CODES); `try_next` only
+    where no job can have been started (see REFUSALS)."""
+    return ProviderFailure(code, message, retryable=retryable, upstream_code=upstream_code,
+                           try_next=try_next)
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,8 @@ class Record:
 
 def failure_for_code(code: int, message: str) -> ProviderFailure:
     public, retryable = BODY_CODES.get(code, ("upstream_error", code >= 500))
-    return _failure(public, f"Suno answered code {code}: {message}", retryable, code)
+    return _failure(public, f"Suno answered code {code}: {message}", retryable, code,
+                    try_next=code in REFUSALS)
 
 
 def _request(route: Route, method: str, path: str, **kwargs: Any) -> Any:
@@ -133,11 +143,9 @@ def _request(route: Route, method: str, path: str, **kwargs: Any) -> Any:
             headers={"Authorization": f"Bearer {provider.api_key}", "Accept": "application/json",
                      **({"Content-Type": "application/json"} if "data" in kwargs else {})},
             timeout=(provider.connect_timeout, provider.read_timeout), **kwargs)
-    except requests.Timeout:
-        raise _failure("upstream_error", f"upstream {provider.name} timed out", True) from None
     except requests.RequestException as exc:
-        raise _failure("upstream_error", f"cannot reach upstream {provider.name} "
-                          f"({type(exc).__name__})", True) from None
+        unreachable, message = transport_problem(exc, provider.name)
+        raise _failure("upstream_error", message, True, try_next=unreachable) from None
     with resp:
         try:
             body = orjson.loads(resp.content)

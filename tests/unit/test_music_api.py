@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import mutagen
 import pytest
+import requests
 import responses
 from responses import matchers
 
@@ -35,6 +36,8 @@ MM_B = "http://minimax-b.test/v1/music_generation"
 SUNO_GEN = "http://suno.test/api/v1/generate"
 SUNO_COVER = "http://suno.test/api/v1/generate/upload-cover"
 SUNO_INFO = "http://suno.test/api/v1/generate/record-info"
+SUNO_B_GEN = "http://suno-b.test/api/v1/generate"
+SUNO_B_INFO = "http://suno-b.test/api/v1/generate/record-info"
 SONG = mp3_bytes(3.0)
 
 
@@ -428,29 +431,71 @@ def test_suno_failure_statuses_fail_and_refund(app, client, account, upstream, m
     assert balance(client, account) == Decimal("100")
 
 
-@pytest.mark.parametrize(("code", "public", "retryable"), [
-    (429, "upstream_insufficient_balance", False),  # out of credits, not a rate limit
-    (400, "upstream_error", False),
+@pytest.mark.parametrize(("code", "public", "retryable", "routes_tried"), [
+    (429, "upstream_insufficient_balance", False, 2),  # out of credits, not a rate limit
+    (455, "model_unavailable", True, 2),  # maintenance
+    (400, "upstream_error", False, 1),  # the request itself: no other route is tried
 ])
 def test_suno_submit_body_codes(app, client, account, upstream, monkeypatch, code, public,
-                                retryable):
+                                retryable, routes_tried):
     hold_messages(app, monkeypatch)
     upstream.post(SUNO_GEN, json={"code": code, "msg": "nope", "data": None})
+    upstream.post(SUNO_B_GEN, json={"code": code, "msg": "nope", "data": None})
     task_id = accepted(client, account, model="suno-5.5", prompt="x")["task_id"]
     run_step(app, task_id)
     task = get(client, account, task_id)
     assert (task["status"], task["error"]["code"], task["error"]["retryable"]) == (
         "failed", public, retryable)
-    assert len(upstream.calls) == 1
+    assert [c.request.url for c in upstream.calls] == [SUNO_GEN, SUNO_B_GEN][:routes_tried]
+
+
+def test_a_refused_suno_submit_goes_to_the_next_route_and_stays_there(app, client, account,
+                                                                       upstream, monkeypatch,
+                                                                       ledger_ok):
+    hold_messages(app, monkeypatch)
+    upstream.post(SUNO_GEN, json={"code": 429, "msg": "credits exhausted", "data": None})
+    upstream.post(SUNO_B_GEN, json={"code": 200, "msg": "success", "data": {"taskId": "b1"}})
+    task_id = accepted(client, account, model="suno-5.5", prompt="x")["task_id"]
+    run_step(app, task_id)
+    assert task_row(app, task_id).state["suno"] == {**task_row(app, task_id).state["suno"],
+                                                    "task_id": "b1", "provider": "suno-b"}
+    upstream.get(SUNO_B_INFO, json=suno_record("SUCCESS", 2, task_id="b1"))
+    _suno_files(upstream)
+    run_step(app, task_id)  # polled where it was submitted
+    task = get(client, account, task_id)
+    assert task["status"] == "succeeded", task
+    assert [c.request.url.split("?")[0] for c in upstream.calls[:3]] == [
+        SUNO_GEN, SUNO_B_GEN, SUNO_B_INFO]
+
+
+@pytest.mark.parametrize("answer", [requests.ReadTimeout("read timed out"),
+                                    {"code": 200, "msg": "success", "data": {}}],
+                         ids=["timeout", "no-task-id"])
+def test_a_suno_submit_that_may_have_started_a_job_is_not_sent_elsewhere(
+        app, client, account, upstream, monkeypatch, answer):
+    hold_messages(app, monkeypatch)
+    if isinstance(answer, Exception):
+        upstream.post(SUNO_GEN, body=answer)
+    else:
+        upstream.post(SUNO_GEN, json=answer)
+    upstream.post(SUNO_B_GEN, json={"code": 200, "msg": "success", "data": {"taskId": "b1"}})
+    task_id = accepted(client, account, model="suno-5.5", prompt="x")["task_id"]
+    run_step(app, task_id)
+    task = get(client, account, task_id)
+    assert (task["status"], task["error"]["code"], task["error"]["retryable"]) == (
+        "failed", "upstream_error", True)
+    assert [c.request.url for c in upstream.calls] == [SUNO_GEN]
 
 
 def test_suno_throttling_waits_and_submits_again(app, client, account, upstream, monkeypatch):
     _, messages = hold_messages(app, monkeypatch)
     upstream.post(SUNO_GEN, json={"code": 430, "msg": "too frequent", "data": None})
+    upstream.post(SUNO_B_GEN, json={"code": 405, "msg": "too many", "data": None})
     task_id = accepted(client, account, model="suno-5.5", prompt="x")["task_id"]
     run_step(app, task_id)
     assert get(client, account, task_id)["status"] == "running"
     assert messages.sent[-1][1] > 0
+    assert [c.request.url for c in upstream.calls] == [SUNO_GEN, SUNO_B_GEN]
     upstream.replace(responses.POST, SUNO_GEN,
                      json={"code": 200, "msg": "success", "data": {"taskId": "t9"}})
     run_step(app, task_id)
