@@ -3,7 +3,7 @@
 `TaskStack` is the chat tests' `Stack` (sandbox + gunicorn with the gevent worker + the CLI on
 one temporary database) plus what tasks need: quick engine timings, Redis mode with separate
 `dramatiq beatra.tasks.worker` processes, killing and restarting those (or gunicorn's workers
-in embedded mode), an in-process app on the same database for direct checks, and polling.
+in embedded mode), direct checks through the in-process app (Stack.app), and polling.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any, Self, TypeVar
 
 import pytest
 import requests
-from flask import Flask
 
 from beatra.localprocs import child_pids as children
 from tests.e2e.stack import Stack, running
@@ -75,7 +74,6 @@ class TaskStack(Stack):
         super().__init__(workdir, catalog, env={**extra, **(env or {})})
         self.redis_url = redis_url
         self.threads = threads
-        self._app: Flask | None = None
 
     @property
     def mode(self) -> str:
@@ -132,22 +130,7 @@ class TaskStack(Stack):
         assert self.redis_url
         flush_claimed(redis.Redis.from_url(self.redis_url))
 
-    # --- the database, in this process -------------------------------------------------
-
-    @property
-    def app(self) -> Flask:
-        """An app on the stack's database (no server, no task runner) for direct checks."""
-        if self._app is None:
-            from beatra import create_app
-
-            env = self.env
-            self._app = create_app({
-                "database_url": env["DATABASE_URL"], "catalog_path": env["BEATRA_CATALOG"],
-                "storage_url": env["BEATRA_STORAGE_URL"], "public_url": env["BEATRA_PUBLIC_URL"],
-                "sandbox_url": env["BEATRA_SANDBOX_URL"], "secret_key": env["BEATRA_SECRET_KEY"],
-                "log_level": "WARNING",
-            })
-        return self._app
+    # --- the database, in this process (Stack.app) ---------------------------------------
 
     @contextmanager
     def db(self) -> Iterator[Any]:
@@ -180,14 +163,6 @@ class TaskStack(Stack):
         with self.db() as session:
             task = session.get(Task, task_id)
             return getattr(task, column)
-
-    def close(self) -> None:
-        if self._app is not None:
-            from beatra.extensions import db
-
-            with self._app.app_context():
-                db.engine.dispose()
-        self.stop()
 
 
 class Account:

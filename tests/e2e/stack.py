@@ -1,5 +1,9 @@
-"""Real processes on loopback for end-to-end tests: the sandbox upstream, gunicorn with the
-gevent worker, and the operator CLI, all against one temporary SQLite database.
+"""Real processes on loopback for end-to-end tests: the sandbox upstream and gunicorn with the
+gevent worker against one temporary SQLite database, plus the operator CLI on that database.
+
+Operator commands run in this process by default (`Stack.cli`: the same click commands on an
+app built from the same environment), because a `flask` subprocess costs ~2-3 s of
+interpreter and app start-up per call; `Stack.flask` runs the real CLI where that is the test.
 
 A module-scoped `stack` fixture is `yield from running(...)` (or `chat_stack(...)`, the chat
 modules' setup); what differs between modules (directory name, catalog, environment) is
@@ -13,9 +17,14 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Self, TypeVar
+from unittest import mock
+
+from click.testing import Result
+from flask import Flask
 
 from beatra import localprocs
 from beatra.localprocs import free_port
@@ -57,6 +66,7 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
+        self._app: Flask | None = None
 
     @property
     def url(self) -> str:
@@ -76,17 +86,51 @@ class Stack:
         return proc, log
 
     def flask(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """The real operator CLI, `flask --app beatra ...`, in a new process."""
         return subprocess.run([sys.executable, "-m", "flask", "--app", "beatra", *args],
                               cwd=ROOT, env=self.env, capture_output=True, text=True,
                               check=check, timeout=60)
 
-    def migrate(self) -> None:
-        self.flask("db", "upgrade")
+    @contextmanager
+    def _environment(self) -> Iterator[None]:
+        """This process's environment is the stack's while the block runs (settings and the
+        catalog's ${VAR}s are read from it, as in the stack's own processes)."""
+        with mock.patch.dict(os.environ, self.env, clear=True):
+            yield
 
-    def start_sandbox(self) -> None:
-        proc, log = self._spawn("sandbox", [sys.executable, "-m", "beatra.sandbox",
-                                            "--port", str(self.sandbox_port)])
-        wait_http(f"{self.sandbox_url}/health", proc, log)
+    @property
+    def app(self) -> Flask:
+        """The app `flask` builds for this stack, in this process: the same settings and
+        database (no server; its task runtime is never started), for operator commands and
+        direct checks."""
+        if self._app is None:
+            from beatra import create_app
+
+            with self._environment():
+                self._app = create_app()
+        return self._app
+
+    def cli(self, *args: str, check: bool = True) -> Result:
+        """An operator command (`flask ... args`) run in this process on `app`."""
+        with self._environment():
+            result = self.app.test_cli_runner().invoke(args=list(args))
+        if check and result.exit_code != 0:
+            raise AssertionError(f"flask {' '.join(args)} exited {result.exit_code}:\n"
+                                 f"{result.output}") from result.exception
+        return result
+
+    def migrate(self) -> None:
+        self.cli("db", "upgrade")
+
+    def start_sandbox(self, wait: bool = True) -> None:
+        """Start the sandbox upstream; `wait=False` returns at once (wait_sandbox later)."""
+        self._spawn("sandbox", [sys.executable, "-m", "beatra.sandbox",
+                                "--port", str(self.sandbox_port)])
+        if wait:
+            self.wait_sandbox()
+
+    def wait_sandbox(self) -> None:
+        wait_http(f"{self.sandbox_url}/health", self.procs["sandbox"], self.dir / "sandbox.log")
 
     def start_gateway(self, workers: int = 1) -> None:
         # The free port can be taken before gunicorn binds it (CI runs two suites side by
@@ -107,34 +151,36 @@ class Stack:
             self.env["BEATRA_PUBLIC_URL"] = self.url
 
     def start(self, web_workers: int = 1) -> Self:
-        """Migrate the database, start the sandbox and the gateway."""
+        """Migrate the database, start the sandbox and the gateway (the sandbox boots while
+        the database migrates)."""
+        self.start_sandbox(wait=False)
         self.migrate()
-        self.start_sandbox()
+        self.wait_sandbox()
         self.start_gateway(workers=web_workers)
         return self
 
     def create_account(self, credits: str = "100", name: str = "e2e",
                        streams: int | None = None) -> tuple[str, str]:
         """(account id, API key), through the CLI; `streams` limits the key's open streams."""
-        out = self.flask("accounts", "create", "--name", name, "--credits", credits, "--json")
+        out = self.cli("accounts", "create", "--name", name, "--credits", credits, "--json")
         account_id = json.loads(out.stdout)["account_id"]
-        created = json.loads(self.flask("keys", "create", "--account", account_id,
-                                        "--json").stdout)
+        created = json.loads(self.cli("keys", "create", "--account", account_id,
+                                      "--json").stdout)
         if streams is not None:
-            self.flask("keys", "limits", created["key_id"], "--streams", str(streams))
+            self.cli("keys", "limits", created["key_id"], "--streams", str(streams))
         return account_id, created["api_key"]
 
     def balance(self, account_id: str) -> Decimal:
-        out = self.flask("credits", "show", "--account", account_id, "--json")
+        out = self.cli("credits", "show", "--account", account_id, "--json")
         return Decimal(json.loads(out.stdout)["balance"])
 
     def ledger(self, account_id: str, limit: int = 1000) -> list[dict]:
-        out = self.flask("credits", "show", "--account", account_id, "--json",
-                         "--limit", str(limit))
+        out = self.cli("credits", "show", "--account", account_id, "--json",
+                       "--limit", str(limit))
         return json.loads(out.stdout)["ledger"]
 
     def audit_ok(self) -> bool:
-        return self.flask("credits", "audit", check=False).returncode == 0
+        return self.cli("credits", "audit", check=False).exit_code == 0
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -149,6 +195,11 @@ class Stack:
         self.procs.clear()
 
     def close(self) -> None:
+        if self._app is not None:
+            from beatra.extensions import db
+
+            with self._app.app_context():
+                db.engine.dispose()
         self.stop()
 
 

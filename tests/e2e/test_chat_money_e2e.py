@@ -37,7 +37,7 @@ def _account(stack: Stack, streams: int | None = None) -> tuple[str, str]:
 
 def _holds(stack: Stack, account_id: str | None = None) -> list[dict]:
     args = ["credits", "holds", "--json"] + (["--account", account_id] if account_id else [])
-    return json.loads(stack.flask(*args).stdout)["holds"]
+    return json.loads(stack.cli(*args).stdout)["holds"]
 
 
 def _settled(stack: Stack, account_id: str, timeout: float = 10) -> list[dict]:
@@ -50,7 +50,7 @@ def _settled(stack: Stack, account_id: str, timeout: float = 10) -> list[dict]:
 
 
 def _assert_clean(stack: Stack) -> None:
-    assert stack.audit_ok(), stack.flask("credits", "audit", check=False).stdout
+    assert stack.audit_ok(), stack.cli("credits", "audit", check=False).output
     assert _holds(stack) == []
     log = (stack.dir / "gateway.log").read_text()
     assert "reentrant call" not in log

@@ -338,7 +338,7 @@ def test_webhook_state_and_redeliver(browser, stack, shots):
     receiver = Receiver([])
     try:
         hooked = stack.new_account("100", name="Webhooks")
-        stack.flask("webhooks", "set", "--account", hooked.account_id, "--url", receiver.url)
+        stack.cli("webhooks", "set", "--account", hooked.account_id, "--url", receiver.url)
         task_id = hooked.submit("/v1/images/generations",
                                 {"model": "gpt-image-2", "prompt": "a kite"})["task_id"]
         hooked.wait(task_id, until=lambda t: (t.get("callback") or {}).get("status")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 def test_hup_reload_keeps_streams_and_new_connections(tmp_path: Path) -> None:
     stack = Stack(tmp_path, env={"BEATRA_LOG_LEVEL": "INFO"})
-    stack.migrate()
+    stack.flask("db", "upgrade")  # the Procfile's release line, through the real CLI
     stack.start_sandbox()
     stack.start_gateway(workers=2)
     try:

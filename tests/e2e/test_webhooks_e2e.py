@@ -31,8 +31,8 @@ def test_callback_delivered_and_verified(tmp_path, receiver):
     stack = TaskStack(tmp_path, env={"BEATRA_WEBHOOK_RETRY_SCHEDULE": "0.2,0.2,0.2"}).start()
     try:
         account = stack.new_account()
-        out = stack.flask("webhooks", "set", "--account", account.account_id,
-                          "--url", receiver.url, "--json")
+        out = stack.cli("webhooks", "set", "--account", account.account_id,
+                        "--url", receiver.url, "--json")
         secret = json.loads(out.stdout)["secret"]
         task = account.submit("/v1/images/generations",
                               {"model": "gpt-image-2", "prompt": "a red fox"})
@@ -56,9 +56,9 @@ def test_rate_limit_is_shared_between_two_gunicorn_workers(tmp_path, redis_url):
     try:
         assert len(children(stack.procs["gateway"].pid)) == 2
         account_id, _ = stack.create_account()
-        created = json.loads(stack.flask("keys", "create", "--account", account_id,
-                                         "--json").stdout)
-        stack.flask("keys", "limits", created["key_id"], "--rpm", "6")
+        created = json.loads(stack.cli("keys", "create", "--account", account_id,
+                                       "--json").stdout)
+        stack.cli("keys", "limits", created["key_id"], "--rpm", "6")
         headers = {"Authorization": f"Bearer {created['api_key']}", "Connection": "close"}
         seen = []
         for _ in range(16):  # a fresh connection each time: either worker may answer
