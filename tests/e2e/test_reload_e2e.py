@@ -1,9 +1,13 @@
 """Zero-downtime reload: `kill -HUP` the gunicorn master while a stream is in flight and new
 connections keep arriving. New workers start, the old ones stop accepting and drain: the
-stream finishes whole and no connection is refused or answered 5xx."""
+stream finishes whole and no connection is refused or answered 5xx.
+
+Graceful stop: `kill -TERM` ends the service as soon as the requests in flight are done; an
+idle keep-alive connection does not hold it for the graceful timeout."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import threading
@@ -30,11 +34,8 @@ def test_hup_reload_keeps_streams_and_new_connections(tmp_path: Path) -> None:
         old_workers = set(children(master))
         assert len(old_workers) == 2
 
-        # Connection: close so the old worker need not wait for this idle keep-alive
-        # connection (up to graceful_timeout) before it exits; it would not refuse anyone.
         stream = requests.post(
-            f"{stack.url}/v1/chat/completions", stream=True, timeout=60,
-            headers={**headers, "Connection": "close"},
+            f"{stack.url}/v1/chat/completions", stream=True, timeout=60, headers=headers,
             json={"model": "gpt-4o-mini", "stream": True, "messages": [
                 {"role": "user", "content": "[sandbox:chunks=8,chunk_delay=0.5] hi"}]})
         assert stream.status_code == 200
@@ -78,6 +79,44 @@ def test_hup_reload_keeps_streams_and_new_connections(tmp_path: Path) -> None:
         assert len(new_workers) == 2 and not new_workers & old_workers
         assert failures == [], failures[:5]
         assert served > 20
+        assert stack.audit_ok()
+    finally:
+        stack.stop()
+
+
+def test_sigterm_finishes_streams_and_closes_idle_connections_at_once(tmp_path: Path) -> None:
+    stack = Stack(tmp_path).start()
+    try:
+        _, key = stack.create_account("100")
+        headers = {"Authorization": f"Bearer {key}"}
+        # An SDK's pooled connection: one request answered, then kept alive with nothing on it.
+        idle = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
+        idle.request("GET", "/v1/models", headers=headers)
+        answered = idle.getresponse()
+        assert answered.status == 200 and answered.getheader("Connection") != "close"
+        answered.read()
+
+        stream = requests.post(
+            f"{stack.url}/v1/chat/completions", stream=True, timeout=60, headers=headers,
+            json={"model": "gpt-4o-mini", "stream": True, "messages": [
+                {"role": "user", "content": "[sandbox:chunks=6,chunk_delay=0.5] hi"}]})
+        assert stream.status_code == 200
+        parts = stream.iter_content(None)
+        received = [next(parts)]  # in flight
+
+        gateway = stack.procs["gateway"]
+        os.kill(gateway.pid, signal.SIGTERM)
+        # The idle connection is closed by the server (EOF), long before keepalive (75 s).
+        assert idle.sock is not None
+        assert idle.sock.recv(1) == b""
+        received += list(parts)
+        body = b"".join(received)
+        assert body.endswith(b"data: [DONE]\n\n"), body[-300:]
+        # graceful_timeout is 60 s: the master exits once the stream is done, not then.
+        gateway.wait(timeout=30)
+        log = (stack.dir / "gateway.log").read_text(errors="replace")
+        assert "graceful timeout" not in log.lower(), log[-2000:]
+        assert "unhandled error" not in log.lower(), log[-2000:]
         assert stack.audit_ok()
     finally:
         stack.stop()

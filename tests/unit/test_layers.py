@@ -23,7 +23,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "beatra"
 
 ENTRY = {"beatra", "beatra.cli", "beatra.devserver", "beatra.tasks.worker", "beatra.models",
-         "beatra.runtime", "beatra.ops", "beatra.gunicorn_errors", "beatra.gunicorn_writes"}
+         "beatra.runtime", "beatra.ops", "beatra.gunicorn_errors", "beatra.gunicorn_writes",
+         "beatra.gunicorn_drain"}
 LAYERS = [  # top to bottom
     {"beatra.api", "beatra.console"},
     {"beatra.accounts", "beatra.auth", "beatra.chat", "beatra.idempotency", "beatra.images",
