@@ -11,6 +11,7 @@ import http.client
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,16 @@ from tests.e2e.procs import children, wait_until
 from tests.e2e.stack import Stack
 
 pytestmark = pytest.mark.e2e
+
+
+def _stream_in_flight(stack: Stack, headers: dict[str, str], chunks: int) -> Iterator[bytes]:
+    """A sandbox chat stream of `chunks` chunks 0.5 s apart, accepted (200); its body parts."""
+    stream = requests.post(
+        f"{stack.url}/v1/chat/completions", stream=True, timeout=60, headers=headers,
+        json={"model": "gpt-4o-mini", "stream": True, "messages": [
+            {"role": "user", "content": f"[sandbox:chunks={chunks},chunk_delay=0.5] hi"}]})
+    assert stream.status_code == 200
+    return stream.iter_content(None)
 
 
 def test_hup_reload_keeps_streams_and_new_connections(tmp_path: Path) -> None:
@@ -34,12 +45,7 @@ def test_hup_reload_keeps_streams_and_new_connections(tmp_path: Path) -> None:
         old_workers = set(children(master))
         assert len(old_workers) == 2
 
-        stream = requests.post(
-            f"{stack.url}/v1/chat/completions", stream=True, timeout=60, headers=headers,
-            json={"model": "gpt-4o-mini", "stream": True, "messages": [
-                {"role": "user", "content": "[sandbox:chunks=8,chunk_delay=0.5] hi"}]})
-        assert stream.status_code == 200
-        parts = stream.iter_content(None)
+        parts = _stream_in_flight(stack, headers, chunks=8)
         received = [next(parts)]  # the stream is in flight
 
         failures: list[str] = []
@@ -96,12 +102,7 @@ def test_sigterm_finishes_streams_and_closes_idle_connections_at_once(tmp_path: 
         assert answered.status == 200 and answered.getheader("Connection") != "close"
         answered.read()
 
-        stream = requests.post(
-            f"{stack.url}/v1/chat/completions", stream=True, timeout=60, headers=headers,
-            json={"model": "gpt-4o-mini", "stream": True, "messages": [
-                {"role": "user", "content": "[sandbox:chunks=6,chunk_delay=0.5] hi"}]})
-        assert stream.status_code == 200
-        parts = stream.iter_content(None)
+        parts = _stream_in_flight(stack, headers, chunks=6)
         received = [next(parts)]  # in flight
 
         gateway = stack.procs["gateway"]
